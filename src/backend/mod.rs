@@ -1,0 +1,149 @@
+//! Inference runtimes behind one interface.
+//!
+//! A [`Backend`] is a loaded runtime (ONNX Runtime, TensorFlow Lite); it opens a
+//! [`Session`] per configuration. The runner times [`Session::run`] and nothing else.
+//! A session says how it realises a batch ([`BatchMode`]): ONNX Runtime feeds a
+//! dynamic batch axis in one call, a fixed-batch runtime (TFLite / Edge TPU) makes N
+//! calls of batch 1.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub mod ort;
+pub mod tflite;
+
+/// How a session realises batch N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchMode {
+    /// One call with the batch axis set to N.
+    Native,
+    /// N calls of a batch-1 model, one after another (fixed-batch runtimes).
+    Sequential,
+}
+
+impl BatchMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchMode::Native => "native",
+            BatchMode::Sequential => "sequential",
+        }
+    }
+}
+
+/// Everything needed to open one session.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    pub model_path: PathBuf,
+    /// Model input name and shape from the manifest; `-1` marks the batch axis.
+    pub input_name: String,
+    pub input_shape: Vec<i64>,
+    pub input_dtype: String,
+    pub batch: u32,
+    /// Execution provider (ort) or delegate (tflite); `cpu` for none.
+    pub ep: String,
+    pub precision: String,
+    /// Intra-op threads (0: runtime default).
+    pub threads: u32,
+    /// Seed of the generated input data.
+    pub seed: u64,
+}
+
+/// Why a session could not be opened or run. The runner turns it into a failed record.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The runtime library is missing or unusable (affects every configuration).
+    #[error("{0}")]
+    Library(String),
+    /// The requested provider / delegate is not available in this build or on this machine.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Anything else that failed for this configuration (bad model, out of memory...).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A loaded runtime.
+pub trait Backend {
+    /// `ort` or `tflite`.
+    fn name(&self) -> &'static str;
+    /// Human name of the runtime (`onnxruntime`, `tflite`).
+    fn runtime(&self) -> &'static str;
+    /// Version of the loaded library.
+    fn runtime_version(&self) -> String;
+    /// Providers / delegates this build can use here.
+    fn providers(&self) -> Vec<String>;
+    /// Opens a session for one configuration: model loaded, inputs generated, outputs
+    /// allocated, ready for [`Session::run`].
+    fn open(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, BackendError>;
+}
+
+/// One configured model instance, ready to be timed.
+pub trait Session {
+    fn batch_mode(&self) -> BatchMode;
+    /// The provider or delegate actually used (may differ from the request when
+    /// fall-back is allowed).
+    fn ep_used(&self) -> String;
+    /// The input shape actually fed, batch axis resolved.
+    fn input_shape(&self) -> Vec<i64>;
+    /// Extra flat fields for the record (provider options, op mapping...), `(key, value)`.
+    fn extra_fields(&self) -> Vec<(String, serde_json::Value)> {
+        Vec::new()
+    }
+    /// One batch: one call (native) or `batch` calls (sequential). Must not allocate
+    /// beyond what the runtime itself does.
+    fn run(&mut self) -> Result<(), BackendError>;
+}
+
+/// Seeded input data: uniform in [-1, 1) for floats, full range for integer types.
+pub fn seeded_f32(len: usize, seed: u64) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
+/// Seeded bytes, for uint8 / int8 inputs.
+pub fn seeded_u8(len: usize, seed: u64) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    (0..len).map(|_| rng.gen()).collect()
+}
+
+/// Resolves `-1` (batch axis) in a manifest shape to `batch`. Other negative
+/// (symbolic) axes are errors: the manifest must give concrete sizes.
+pub fn resolve_shape(shape: &[i64], batch: u32) -> Result<Vec<i64>, BackendError> {
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| match d {
+            -1 if i == 0 => Ok(batch as i64),
+            d if d > 0 => Ok(d),
+            d => Err(BackendError::Failed(format!(
+                "input shape {shape:?} has axis {i} of size {d}; only the first (batch) axis may be -1"
+            ))),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_resolve_batch_axis_only() {
+        assert_eq!(
+            resolve_shape(&[-1, 3, 224, 224], 8).unwrap(),
+            vec![8, 3, 224, 224]
+        );
+        assert!(resolve_shape(&[1, -1, 4], 8).is_err());
+        assert_eq!(resolve_shape(&[1, 3], 8).unwrap(), vec![1, 3]);
+    }
+
+    #[test]
+    fn seeded_inputs_repeat() {
+        assert_eq!(seeded_f32(16, 7), seeded_f32(16, 7));
+        assert_ne!(seeded_f32(16, 7), seeded_f32(16, 8));
+        assert!(seeded_f32(1000, 1).iter().all(|v| (-1.0..1.0).contains(v)));
+    }
+}

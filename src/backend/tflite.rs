@@ -1,0 +1,1 @@
+//! TensorFlow Lite backend (C API loaded at run time). Not yet implemented.

@@ -1,0 +1,6 @@
+//! The benchmark core: plan, protocol, statistics, knee, records, runner.
+
+pub mod knee;
+pub mod protocol;
+pub mod result;
+pub mod stats;

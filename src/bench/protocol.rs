@@ -1,0 +1,133 @@
+//! Warm-up and stop rules of the timed phase (DESIGN.md section 4), as pure decisions.
+
+use crate::config::ProtocolConfig;
+
+/// Why the timed phase stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Both `min_runs` and `min_s` were met (no confidence target set).
+    MinReached,
+    /// The confidence target on the median was met after the minimums.
+    CiTarget,
+    /// `max_s` was reached (the minimums may not have been met).
+    MaxTime,
+    /// The sweep was cancelled.
+    Cancelled,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::MinReached => "min_runs_and_time",
+            StopReason::CiTarget => "ci_target",
+            StopReason::MaxTime => "max_time",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Warm-up is done once both minimums are met (and never beyond `max_s`).
+pub fn warmup_done(p: &ProtocolConfig, runs: u64, elapsed_s: f64) -> bool {
+    (runs >= p.warmup_runs as u64 && elapsed_s >= p.warmup_s) || elapsed_s >= p.max_s
+}
+
+/// Decision after each timed run. `rel_ci` is the latest relative CI half-width of the
+/// median (None when not computed this time).
+pub fn should_stop(
+    p: &ProtocolConfig,
+    runs: u64,
+    elapsed_s: f64,
+    rel_ci: Option<f64>,
+) -> Option<StopReason> {
+    if elapsed_s >= p.max_s {
+        return Some(StopReason::MaxTime);
+    }
+    let minimums = runs >= p.min_runs as u64 && elapsed_s >= p.min_s;
+    if !minimums {
+        return None;
+    }
+    if p.target_rel_ci <= 0.0 {
+        return Some(StopReason::MinReached);
+    }
+    match rel_ci {
+        Some(ci) if ci <= p.target_rel_ci => Some(StopReason::CiTarget),
+        _ => None,
+    }
+}
+
+/// Capacity to reserve for latencies so the timed loop never reallocates: enough for
+/// `max_s` at the warm-up's pace plus headroom, at least `min_runs`, capped.
+pub fn latency_capacity(p: &ProtocolConfig, warmup_mean_s: f64) -> usize {
+    const CAP: usize = 20_000_000;
+    let by_time = if warmup_mean_s > 0.0 {
+        (p.max_s / warmup_mean_s * 1.5) as usize
+    } else {
+        CAP
+    };
+    by_time.max(p.min_runs as usize + 16).min(CAP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> ProtocolConfig {
+        ProtocolConfig {
+            min_runs: 10,
+            min_s: 1.0,
+            max_s: 5.0,
+            warmup_runs: 2,
+            warmup_s: 0.5,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn needs_both_minimums() {
+        let p = p();
+        assert_eq!(should_stop(&p, 9, 2.0, None), None);
+        assert_eq!(should_stop(&p, 100, 0.9, None), None);
+        assert_eq!(should_stop(&p, 10, 1.0, None), Some(StopReason::MinReached));
+    }
+
+    #[test]
+    fn max_time_wins() {
+        assert_eq!(should_stop(&p(), 3, 5.0, None), Some(StopReason::MaxTime));
+    }
+
+    #[test]
+    fn ci_target_waits_for_minimums_and_target() {
+        let p = ProtocolConfig {
+            target_rel_ci: 0.01,
+            ..p()
+        };
+        assert_eq!(should_stop(&p, 5, 2.0, Some(0.001)), None);
+        assert_eq!(should_stop(&p, 20, 2.0, Some(0.05)), None);
+        assert_eq!(should_stop(&p, 20, 2.0, None), None);
+        assert_eq!(
+            should_stop(&p, 20, 2.0, Some(0.005)),
+            Some(StopReason::CiTarget)
+        );
+        assert_eq!(
+            should_stop(&p, 20, 5.1, Some(0.05)),
+            Some(StopReason::MaxTime)
+        );
+    }
+
+    #[test]
+    fn warmup_needs_runs_and_time() {
+        let p = p();
+        assert!(!warmup_done(&p, 1, 1.0));
+        assert!(!warmup_done(&p, 5, 0.1));
+        assert!(warmup_done(&p, 2, 0.5));
+        assert!(warmup_done(&p, 0, 5.0));
+    }
+
+    #[test]
+    fn capacity_covers_max_time() {
+        let p = p();
+        assert!(latency_capacity(&p, 0.001) >= 5000);
+        assert!(latency_capacity(&p, 10.0) >= 10);
+        assert!(latency_capacity(&p, 0.0) <= 20_000_000);
+    }
+}

@@ -1,0 +1,187 @@
+//! Latency statistics over one configuration's timed runs (DESIGN.md section 4).
+
+/// Summary statistics of latencies in milliseconds (per batch call).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    pub count: usize,
+    pub sum_ms: f64,
+    pub mean: f64,
+    /// Sample standard deviation (n - 1); 0 for a single value.
+    pub std: f64,
+    pub min: f64,
+    pub max: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    /// Coefficient of variation, std / mean.
+    pub cv: f64,
+    /// Values further than 3 scaled MADs from the median.
+    pub outliers: usize,
+    /// Samples per second: `batch * count / sum` (seconds).
+    pub throughput_ips: f64,
+    /// Relative half-width of the 95 % confidence interval of the median.
+    pub median_rel_ci: f64,
+}
+
+/// Nearest-rank percentile of an ascending slice: the value at rank `ceil(p/100 * n)`
+/// (1-based), so p0 is the minimum and p100 the maximum. `sorted` must be non-empty.
+pub fn percentile_nearest_rank(sorted: &[f64], p: f64) -> f64 {
+    debug_assert!(!sorted.is_empty());
+    let n = sorted.len();
+    // The tolerance keeps float error (99.9 / 100 * 1000 = 999.0000000000001) from
+    // bumping an exact rank up by one.
+    let exact = p * n as f64 / 100.0;
+    let rank = (exact - exact.abs() * 1e-12).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
+}
+
+/// Median of an ascending slice (nearest rank, as the other percentiles).
+fn median_sorted(sorted: &[f64]) -> f64 {
+    percentile_nearest_rank(sorted, 50.0)
+}
+
+/// Outliers by the median-absolute-deviation rule: |x - median| > 3 * 1.4826 * MAD.
+/// The 1.4826 factor makes the MAD estimate the standard deviation for normal data;
+/// 3 such deviations is the usual "far out" threshold (as in hyperfine's modified
+/// Z-score). A MAD of 0 (most values identical) counts nothing as an outlier.
+pub fn mad_outliers(sorted: &[f64], scratch: &mut Vec<f64>) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let med = median_sorted(sorted);
+    scratch.clear();
+    scratch.extend(sorted.iter().map(|x| (x - med).abs()));
+    scratch.sort_unstable_by(f64::total_cmp);
+    let mad = median_sorted(scratch);
+    if mad == 0.0 {
+        return 0;
+    }
+    let limit = 3.0 * 1.4826 * mad;
+    sorted.iter().filter(|x| (*x - med).abs() > limit).count()
+}
+
+/// Relative half-width of the distribution-free 95 % confidence interval of the median:
+/// the order statistics at ranks `n/2 -/+ 1.96 * sqrt(n) / 2` bound it. Returns
+/// infinity when there are too few values for an interval (n < 6).
+pub fn median_rel_ci(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n < 6 {
+        return f64::INFINITY;
+    }
+    let half = 1.96 * (n as f64).sqrt() / 2.0;
+    let lo = ((n as f64 / 2.0 - half).floor() as usize).clamp(1, n) - 1;
+    let hi = ((n as f64 / 2.0 + half).ceil() as usize).clamp(1, n) - 1;
+    let med = median_sorted(sorted);
+    if med <= 0.0 {
+        return f64::INFINITY;
+    }
+    (sorted[hi] - sorted[lo]) / 2.0 / med
+}
+
+impl Stats {
+    /// Statistics of latencies (ms per batch call) for `batch` samples per call.
+    /// Returns None for an empty slice.
+    pub fn compute(latencies_ms: &[f64], batch: u32) -> Option<Stats> {
+        if latencies_ms.is_empty() {
+            return None;
+        }
+        let mut sorted = latencies_ms.to_vec();
+        sorted.sort_unstable_by(f64::total_cmp);
+        let n = sorted.len();
+        let sum: f64 = sorted.iter().sum();
+        let mean = sum / n as f64;
+        let var = if n > 1 {
+            sorted.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let std = var.sqrt();
+        let mut scratch = Vec::with_capacity(n);
+        Some(Stats {
+            count: n,
+            sum_ms: sum,
+            mean,
+            std,
+            min: sorted[0],
+            max: sorted[n - 1],
+            p50: percentile_nearest_rank(&sorted, 50.0),
+            p90: percentile_nearest_rank(&sorted, 90.0),
+            p95: percentile_nearest_rank(&sorted, 95.0),
+            p99: percentile_nearest_rank(&sorted, 99.0),
+            p999: percentile_nearest_rank(&sorted, 99.9),
+            cv: if mean > 0.0 { std / mean } else { 0.0 },
+            outliers: mad_outliers(&sorted, &mut scratch),
+            throughput_ips: if sum > 0.0 {
+                batch as f64 * n as f64 / (sum / 1000.0)
+            } else {
+                0.0
+            },
+            median_rel_ci: median_rel_ci(&sorted),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_hand_computed() {
+        // 1..=10: p50 -> rank 5 -> 5; p90 -> rank 9 -> 9; p95 -> ceil(9.5)=10 -> 10;
+        // p99.9 -> ceil(9.99)=10 -> 10; p10 -> rank 1 -> 1; p0 -> clamped to rank 1.
+        let v: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile_nearest_rank(&v, 50.0), 5.0);
+        assert_eq!(percentile_nearest_rank(&v, 90.0), 9.0);
+        assert_eq!(percentile_nearest_rank(&v, 95.0), 10.0);
+        assert_eq!(percentile_nearest_rank(&v, 99.9), 10.0);
+        assert_eq!(percentile_nearest_rank(&v, 10.0), 1.0);
+        assert_eq!(percentile_nearest_rank(&v, 0.0), 1.0);
+        // 1..=1000: p99.9 -> rank 999; p99 -> 990; p95 -> 950.
+        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(percentile_nearest_rank(&v, 99.9), 999.0);
+        assert_eq!(percentile_nearest_rank(&v, 99.0), 990.0);
+        assert_eq!(percentile_nearest_rank(&v, 95.0), 950.0);
+    }
+
+    #[test]
+    fn stats_of_known_values() {
+        // 2, 4, 4, 4, 5, 5, 7, 9: mean 5, sample std sqrt(32/7).
+        let v = [4.0, 2.0, 5.0, 4.0, 9.0, 4.0, 7.0, 5.0];
+        let s = Stats::compute(&v, 2).unwrap();
+        assert_eq!(s.count, 8);
+        assert_eq!(s.mean, 5.0);
+        assert!((s.std - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert_eq!((s.min, s.max), (2.0, 9.0));
+        assert_eq!(s.p50, 4.0); // rank 4 of 8
+        assert_eq!(s.p90, 9.0); // rank ceil(7.2) = 8
+                                // throughput: 2 samples x 8 calls / 0.040 s = 400 samples/s
+        assert!((s.throughput_ips - 400.0).abs() < 1e-9);
+        assert!((s.cv - s.std / 5.0).abs() < 1e-12);
+        assert!(Stats::compute(&[], 1).is_none());
+    }
+
+    #[test]
+    fn mad_rule_flags_far_values_only() {
+        let mut v: Vec<f64> = vec![10.0, 10.1, 9.9, 10.2, 9.8, 10.0, 10.1, 9.9, 50.0];
+        v.sort_by(f64::total_cmp);
+        assert_eq!(mad_outliers(&v, &mut Vec::new()), 1);
+        let same = vec![3.0; 20];
+        assert_eq!(mad_outliers(&same, &mut Vec::new()), 0);
+    }
+
+    #[test]
+    fn median_ci_shrinks_with_more_data() {
+        let few: Vec<f64> = (0..20).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        let many: Vec<f64> = (0..2000).map(|i| 10.0 + (i % 5) as f64 * 0.1).collect();
+        let mut a = few.clone();
+        a.sort_by(f64::total_cmp);
+        let mut b = many.clone();
+        b.sort_by(f64::total_cmp);
+        assert!(median_rel_ci(&b) <= median_rel_ci(&a));
+        assert!(median_rel_ci(&[1.0, 2.0]).is_infinite());
+        let flat = vec![5.0; 100];
+        assert_eq!(median_rel_ci(&flat), 0.0);
+    }
+}
