@@ -302,6 +302,10 @@ pub struct TelemetryConfig {
     pub freq_drop_fraction: f64,
     /// Disable telemetry entirely.
     pub enabled: bool,
+    /// Read the Raspberry Pi firmware's throttle bits from the deprecated
+    /// `soc:firmware/get_throttled` file (newer Pi kernels log a one-time warning on
+    /// the first read). Off: under-voltage from hwmon `rpi_volt` only.
+    pub rpi_get_throttled: bool,
 }
 
 impl Default for TelemetryConfig {
@@ -311,6 +315,7 @@ impl Default for TelemetryConfig {
             rate_hz: 10.0,
             freq_drop_fraction: 0.10,
             enabled: true,
+            rpi_get_throttled: true,
         }
     }
 }
