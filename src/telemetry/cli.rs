@@ -196,9 +196,12 @@ fn build_report(tel: &Telemetry, p: &Probes, s: &Scrape) -> Map<String, Value> {
     for d in &p.hwmon {
         let vals = &s.hwmon[at..at + d.channels.len()];
         at += d.channels.len();
+        // A sleeping device's channels are neither read nor listed (nor captured).
+        let shown = if d.asleep { 0 } else { d.channels.len() };
         let chans: Vec<Value> = d
             .channels
             .iter()
+            .take(shown)
             .zip(vals)
             .map(|(c, v)| {
                 json!({"attr": c.attr(), "label": c.label, "value": num(*v), "unit": c.kind.unit(),

@@ -95,7 +95,11 @@ impl Probes {
             out.push("x86 thermal_throttle counters".to_string());
         }
         for d in &self.hwmon {
-            out.push(format!("hwmon: {} ({} channels)", d.name, d.channels.len()));
+            if d.asleep {
+                out.push(format!("hwmon: {} (asleep, not read)", d.name));
+            } else {
+                out.push(format!("hwmon: {} ({} channels)", d.name, d.channels.len()));
+            }
         }
         for d in &self.devfreq {
             if d.gpu {
