@@ -472,6 +472,17 @@ fn energy_of_a_known_power_over_a_known_time() {
 }
 
 #[test]
+fn sampling_is_never_faster_than_the_power_sensor_updates() {
+    let dir = scratch("jetson-orin-nano");
+    let t = Telemetry::open(&cfg(dir.path(), 100.0), "", "");
+    assert_eq!(t.sample_period(), Duration::from_millis(10));
+    let hw = SysRoot::new(dir.path()).path("/sys/class/hwmon/hwmon1/update_interval");
+    fs::write(&hw, "140\n").expect("write");
+    let t = Telemetry::open(&cfg(dir.path(), 100.0), "", "");
+    assert_eq!(t.sample_period(), Duration::from_millis(140));
+}
+
+#[test]
 fn boards_without_power_sensors_report_no_energy() {
     for b in ["x86-laptop", "raspberry-pi-5", "coral-dev-board"] {
         let w = window_with(b, Duration::ZERO, |_| {});

@@ -163,6 +163,8 @@ pub struct Rail {
     pub driver: &'static str,
     /// I2C `bus-address`, e.g. `1-0040`.
     pub address: String,
+    /// The chip's `update_interval` (JP5+ hwmon), zero when not exported.
+    pub update_interval: Duration,
     source: Source,
     /// `currN_max_alarm`, `currN_crit_alarm` (JP5+): over-current, which makes the
     /// module throttle.
@@ -239,6 +241,7 @@ pub fn discover(root: &SysRoot) -> Vec<Rail> {
                     name: label,
                     driver: "ina3221",
                     address: addr.clone(),
+                    update_interval: interval,
                     source: Source::Hwmon {
                         mv: root.sensor(&mv, Radix::Decimal, interval),
                         ma: root.sensor(&ma, Radix::Decimal, interval),
@@ -270,6 +273,7 @@ pub fn discover(root: &SysRoot) -> Vec<Rail> {
                     name: label,
                     driver: "ina3221x",
                     address: addr.clone(),
+                    update_interval: Duration::ZERO,
                     source: Source::Iio {
                         mw: root.sensor(&mw, Radix::Decimal, Duration::ZERO),
                     },

@@ -96,11 +96,13 @@ impl Telemetry {
         } else {
             10.0
         };
+        // Never faster than the power sensors refresh.
+        let period = Duration::from_secs_f64(1.0 / rate).max(probes.min_period());
         Telemetry {
             root,
             board,
             probes: Arc::new(Mutex::new(probes)),
-            period: Duration::from_secs_f64(1.0 / rate),
+            period,
             freq_drop_fraction: cfg.freq_drop_fraction,
             last_snapshot: Mutex::new(None),
         }
@@ -133,6 +135,12 @@ impl Telemetry {
     /// Short descriptions of the probes found (for `info`).
     pub fn probes_found(&self) -> Vec<String> {
         self.lock().found()
+    }
+
+    /// Sampling period of timed windows: `1 / rate_hz`, or the power sensors' update
+    /// interval when that is longer.
+    pub fn sample_period(&self) -> Duration {
+        self.period
     }
 
     /// Rails summed into board power, e.g. `VDD_IN`.

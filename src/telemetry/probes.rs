@@ -3,7 +3,7 @@
 //! [`Probes::scrape_into`] fills a preallocated [`Scrape`]: one monotonic + wall
 //! timestamp for the whole scrape, values already in SI-named units, no allocation.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::cpufreq::{self, CounterKind, Policy, ThrottleCounter};
 use super::devfreq::{self, Devfreq};
@@ -122,6 +122,20 @@ impl Probes {
             out.push(format!("rpi: {}", self.rpi.found().join(", ")));
         }
         out
+    }
+
+    /// Shortest sampling period the power sensors allow: the longest `update_interval`
+    /// of the rails in board power (sampling faster only repeats their values).
+    pub fn min_period(&self) -> Duration {
+        let Some(bp) = &self.board_power else {
+            return Duration::ZERO;
+        };
+        bp.rails
+            .iter()
+            .filter_map(|&i| self.rails.get(i))
+            .map(|r| r.update_interval)
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// Hottest thermal zone now, °C (zones that count; hwmon temperatures of awake
