@@ -344,23 +344,76 @@ fn x86_throttle_counters_moving() {
     assert_eq!(w.throttled, Some(false));
 }
 
+/// Rewrites `/proc/stat` every 10 ms for `run`, as if every CPU were `busy` (0..=1)
+/// busy, the way the kernel's counters advance.
+fn simulate_load(
+    root: &Path,
+    ncpu: usize,
+    busy: f64,
+    run: Duration,
+) -> std::thread::JoinHandle<()> {
+    let stat = root.join("proc/stat");
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let (mut user, mut idle) = (100_000u64, 1_000_000u64);
+        while start.elapsed() < run {
+            user += (busy * 100.0).round() as u64;
+            idle += 100 - (busy * 100.0).round() as u64;
+            let mut text = format!(
+                "cpu  {} 0 0 {} 0 0 0 0 0 0\n",
+                user * ncpu as u64,
+                idle * ncpu as u64
+            );
+            for c in 0..ncpu {
+                text.push_str(&format!("cpu{c} {user} 0 0 {idle} 0 0 0 0 0 0\n"));
+            }
+            text.push_str("intr 1\nctxt 1\n");
+            fs::write(&stat, text).expect("write stat");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+}
+
+/// A window during which every CPU policy runs at `khz` with load `busy`.
+fn window_at_freq(
+    board: &str,
+    ncpu: usize,
+    policies: &[u32],
+    khz: &str,
+    busy: f64,
+) -> WindowSummary {
+    window_with(board, Duration::ZERO, |r| {
+        for i in policies {
+            let p = format!("/sys/devices/system/cpu/cpufreq/policy{i}");
+            for f in ["scaling_cur_freq", "cpuinfo_cur_freq"] {
+                if SysRoot::new(r).path(&format!("{p}/{f}")).exists() {
+                    set(r, &format!("{p}/{f}"), khz);
+                }
+            }
+        }
+        simulate_load(r, ncpu, busy, Duration::from_millis(400))
+            .join()
+            .expect("load thread");
+    })
+}
+
 #[test]
 fn frequency_pulled_below_the_cap() {
-    // x86: the cap is the base clock (3100 MHz); 1500 MHz on every CPU is throttling.
-    let w = window_with("x86-laptop", Duration::from_millis(300), |r| {
-        for i in 0..8 {
-            set(
-                r,
-                &format!("/sys/devices/system/cpu/cpufreq/policy{i}/scaling_cur_freq"),
-                "1500000",
-            );
-        }
-    });
+    // x86: the cap is the base clock (3100 MHz); busy CPUs at 1500 MHz are throttled.
+    let w = window_at_freq("x86-laptop", 8, &[0, 1, 2, 3, 4, 5, 6, 7], "1500000", 1.0);
     assert_eq!(reasons(&w), ["cpu_freq_below_cap"]);
     assert_eq!(
         (w.freq_mhz_min, w.freq_mhz_cap),
         (Some(1500.0), Some(3100.0))
     );
+    // Raspberry Pi firmware capping the ARM clock at 1000 of 1800 MHz under load.
+    let w = window_at_freq("raspberry-pi-4", 4, &[0], "1000000", 0.97);
+    assert_eq!(reasons(&w), ["cpu_freq_below_cap"]);
+    // The same clock while the CPU waits on an accelerator: the governor's choice.
+    let w = window_at_freq("coral-dev-board", 4, &[0], "1000000", 0.15);
+    assert_eq!(w.throttled, Some(false), "{:?}", w.throttle_reasons);
+    let w = window_at_freq("jetson-orin-nano", 6, &[0, 4], "729600", 0.1);
+    assert_eq!(w.throttled, Some(false), "{:?}", w.throttle_reasons);
     // Jetson: thermal management lowers scaling_max_freq and the GPU's max_freq.
     let w = window_with("jetson-orin-nano", Duration::ZERO, |r| {
         set(

@@ -22,6 +22,8 @@ pub struct Policy {
     pub cpus: String,
     /// First CPU of the policy (for keys: `freq_mhz_cpu4`).
     pub first_cpu: u32,
+    /// CPU numbers of the policy.
+    pub cpu_list: Vec<u32>,
     pub driver: Option<String>,
     /// `cpuinfo_max_freq`, MHz: what the hardware can do.
     pub hw_max_mhz: Option<f64>,
@@ -125,6 +127,7 @@ pub fn discover_policies(root: &SysRoot) -> Vec<Policy> {
         };
         out.push(Policy {
             first_cpu,
+            cpu_list: super::cpuload::parse_cpu_list(&cpus),
             cpus,
             driver: root.read_string(&format!("{dir}/scaling_driver")).ok(),
             hw_max_mhz: root

@@ -19,6 +19,7 @@ pub mod capture;
 pub mod cli;
 pub mod coral;
 pub mod cpufreq;
+pub mod cpuload;
 pub mod devfreq;
 pub mod energy;
 pub mod hwmon;

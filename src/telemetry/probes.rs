@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::cpufreq::{self, CounterKind, Policy, ThrottleCounter};
+use super::cpuload::CpuLoad;
 use super::devfreq::{self, Devfreq};
 use super::hwmon::{self, Device};
 use super::jetson::{self, BoardPower, Rail};
@@ -27,6 +28,8 @@ pub struct Probes {
     pub board_power: Option<BoardPower>,
     pub edge_tpus: Vec<EdgeTpu>,
     pub rpi: RpiSignals,
+    /// `/proc/stat`, to tell busy CPUs from idle ones.
+    pub load: Option<CpuLoad>,
 }
 
 /// Options for discovery.
@@ -58,6 +61,7 @@ impl Probes {
             rails,
             edge_tpus: coral::discover(root),
             rpi: rpi::discover(root, opts.rpi_get_throttled),
+            load: CpuLoad::open(root),
         }
     }
 
@@ -72,6 +76,7 @@ impl Probes {
             && self.rails.is_empty()
             && self.edge_tpus.is_empty()
             && !self.rpi.present()
+            && self.load.is_none()
     }
 
     /// Short names of what was found, e.g. `thermal: 9 zones`, for `info`.
@@ -93,6 +98,9 @@ impl Probes {
         }
         if !self.counters.is_empty() {
             out.push("x86 thermal_throttle counters".to_string());
+        }
+        if self.load.is_some() {
+            out.push("cpu load: /proc/stat".to_string());
         }
         for d in &self.hwmon {
             if d.asleep {
@@ -182,9 +190,14 @@ impl Probes {
         for (slot, c) in s.cooling.iter_mut().zip(self.cooling.iter_mut()) {
             slot.state = c.read_state(now);
         }
+        if let Some(l) = &mut self.load {
+            l.refresh();
+        }
+        s.load_known = self.load.is_some();
         for (slot, p) in s.cpu.iter_mut().zip(self.policies.iter_mut()) {
             slot.cur_mhz = p.read_cur_mhz(now);
             slot.max_mhz = p.read_cap_mhz(now);
+            slot.busy = self.load.as_ref().and_then(|l| l.busiest(&p.cpu_list));
         }
         for (slot, c) in s.counters.iter_mut().zip(self.counters.iter_mut()) {
             slot.value = c.read(now);
@@ -268,6 +281,8 @@ pub struct CpuSample {
     pub max_mhz: Option<f64>,
     /// intel_pstate base clock, used as the cap on x86 (fixed per policy).
     pub base_mhz: Option<f64>,
+    /// Busy fraction of the policy's busiest CPU since the previous scrape.
+    pub busy: Option<f64>,
 }
 
 /// A throttle counter in one scrape.
@@ -299,6 +314,9 @@ pub struct Scrape {
     pub zone_c: Vec<Option<f64>>,
     pub cooling: Vec<CoolingSample>,
     pub cpu: Vec<CpuSample>,
+    /// True when CPU load is known (`/proc/stat` readable): frequency is then judged
+    /// only on busy policies.
+    pub load_known: bool,
     pub counters: Vec<CounterSample>,
     /// Per hwmon channel (devices in discovery order), converted units.
     pub hwmon: Vec<Option<f64>>,
@@ -326,6 +344,7 @@ impl Default for Scrape {
             zone_c: Vec::new(),
             cooling: Vec::new(),
             cpu: Vec::new(),
+            load_known: false,
             counters: Vec::new(),
             hwmon: Vec::new(),
             devfreq: Vec::new(),

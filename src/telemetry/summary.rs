@@ -120,7 +120,7 @@ impl Accum {
                 self.cpu_cap_lowered = true;
             }
         }
-        let lead = throttle::lead_ratio(&s.cpu, &self.cpu_cap);
+        let lead = throttle::lead_ratio(&s.cpu, &self.cpu_cap, s.load_known);
         self.signals |= lead.is_some();
         self.freq.push(lead);
 
@@ -270,7 +270,9 @@ mod tests {
                 cur_mhz: Some(1510.4),
                 max_mhz: Some(1510.4),
                 base_mhz: None,
+                busy: Some(1.0),
             }],
+            load_known: true,
             counters: vec![
                 CounterSample {
                     kind: CounterKind::Count,

@@ -1,11 +1,13 @@
 //! Throttle rules: pure functions over scrapes.
 //!
 //! A window is throttled when any of these fired inside it:
-//! - `cpu_freq_below_cap`: in two consecutive scrapes, no CPU policy ran within
+//! - `cpu_freq_below_cap`: in two consecutive scrapes, no busy CPU policy ran within
 //!   `freq_drop_fraction` of its cap (the cap in force at window start; intel_pstate's
-//!   base clock on x86). The fastest policy is what counts, so idle cores clocked down
-//!   by the governor do not fire it, and two scrapes are needed so one scrape landing
-//!   in a pause between inference calls does not either;
+//!   base clock on x86). Only policies whose busiest CPU was at least `BUSY_MIN` busy
+//!   since the previous scrape are judged (when `/proc/stat` is readable): an idle CPU,
+//!   e.g. waiting on a GPU or Edge TPU, is clocked down by its governor by design. Of
+//!   those, the fastest policy counts, and two scrapes are needed so one scrape landing
+//!   in a pause between inference calls does not fire it;
 //! - `cpu_freq_cap_lowered` / `gpu_freq_cap_lowered`: `scaling_max_freq` / the GPU's
 //!   devfreq `max_freq` dropped below its value at window start;
 //! - `thermal_throttle_count` / `thermal_throttle_time`: x86 core or package counters
@@ -32,11 +34,22 @@ pub const RPI_UNDER_VOLTAGE: &str = "rpi_under_voltage";
 /// Consecutive scrapes below the threshold needed to fire `cpu_freq_below_cap`.
 pub const BELOW_CAP_SCRAPES: u32 = 2;
 
-/// The fastest policy relative to its cap: (ratio, frequency MHz, cap MHz).
-/// `caps[i]` is policy i's cap for the window.
-pub fn lead_ratio(cpu: &[CpuSample], caps: &[Option<f64>]) -> Option<(f64, f64, f64)> {
+/// Busy fraction from which a CPU is expected to run at its cap.
+pub const BUSY_MIN: f64 = 0.9;
+
+/// The fastest busy policy relative to its cap: (ratio, frequency MHz, cap MHz).
+/// `caps[i]` is policy i's cap for the window; `load_known`: whether `busy` is
+/// measured (if not, every policy is judged).
+pub fn lead_ratio(
+    cpu: &[CpuSample],
+    caps: &[Option<f64>],
+    load_known: bool,
+) -> Option<(f64, f64, f64)> {
     let mut best: Option<(f64, f64, f64)> = None;
     for (s, cap) in cpu.iter().zip(caps) {
+        if load_known && s.busy.is_none_or(|b| b < BUSY_MIN) {
+            continue;
+        }
         let (Some(cur), Some(cap)) = (s.cur_mhz, *cap) else {
             continue;
         };
@@ -122,6 +135,7 @@ mod tests {
             cur_mhz: Some(cur),
             max_mhz: Some(max),
             base_mhz: None,
+            busy: Some(1.0),
         }
     }
 
@@ -129,7 +143,23 @@ mod tests {
     fn idle_little_cores_do_not_count() {
         let s = [cpu(1510.4, 1510.4), cpu(115.2, 1510.4)];
         let caps = [Some(1510.4), Some(1510.4)];
-        assert_eq!(lead_ratio(&s, &caps).map(|l| l.0), Some(1.0));
+        assert_eq!(lead_ratio(&s, &caps, false).map(|l| l.0), Some(1.0));
+    }
+
+    #[test]
+    fn only_busy_policies_are_held_to_their_cap() {
+        let mut waiting = cpu(600.0, 1500.0);
+        waiting.busy = Some(0.2);
+        let caps = [Some(1500.0)];
+        // An accelerator run: the CPU idles at 600 MHz; not a throttle.
+        assert_eq!(lead_ratio(&[waiting], &caps, true), None);
+        // Load unknown: judged anyway.
+        assert_eq!(
+            lead_ratio(&[waiting], &caps, false).map(|l| l.1),
+            Some(600.0)
+        );
+        let busy = cpu(600.0, 1500.0);
+        assert_eq!(lead_ratio(&[busy], &caps, true).map(|l| l.0), Some(0.4));
     }
 
     #[test]
@@ -160,6 +190,7 @@ mod tests {
             cur_mhz: Some(3900.0),
             max_mhz: Some(4700.0),
             base_mhz: Some(2800.0),
+            busy: None,
         };
         assert_eq!(window_cap(&s), Some(2800.0));
         assert_eq!(window_cap(&cpu(1.0, 1500.0)), Some(1500.0));
