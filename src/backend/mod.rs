@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod edgetpu;
 pub mod ort;
 pub mod tflite;
 
