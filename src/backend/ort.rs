@@ -282,9 +282,11 @@ impl OrtBackend {
                 .build()
                 .error_on_failure()],
             "openvino" => vec![ep::OpenVINO::default().build().error_on_failure()],
-            other => return Err(BackendError::Unsupported(format!(
+            other => {
+                return Err(BackendError::Unsupported(format!(
                 "execution provider `{other}` is not supported by edgebench's ONNX Runtime backend"
-            ))),
+            )))
+            }
         })
     }
 }
