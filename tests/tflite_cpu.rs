@@ -242,18 +242,20 @@ fn graph_summary_of_real_and_synthetic_models() {
 fn info_lists_runtime_and_delegates() {
     let Some(a) = assets() else { return };
     let m = probe_info(&config(&a, Path::new("/nonexistent/libedgetpu.so.1")));
-    assert_eq!(m["tflite_found"], true);
+    assert_eq!(m["tflite_runtime"], "tflite");
     assert_eq!(m["tflite_version"], "2.6.0");
-    assert_eq!(m["tflite_delegates"], serde_json::json!(["cpu"]));
+    assert_eq!(m["tflite_providers"], "cpu");
+    assert_eq!(m["tflite_library"], a.library.display().to_string());
     let why = m["edgetpu_error"].as_str().unwrap();
     assert!(
         why.contains("/nonexistent/libedgetpu.so.1 (not found)"),
         "{why}"
     );
+    assert!(m.values().all(|v| v.is_string()), "flat strings: {m:?}");
 
     let mut c = edgebench::config::Config::default();
     c.tflite.library = "/nonexistent/libtensorflowlite_c.so".into();
     let m = probe_info(&c);
-    assert_eq!(m["tflite_found"], false);
+    assert!(m.get("tflite_version").is_none());
     assert!(m["tflite_error"].as_str().unwrap().contains("not found"));
 }

@@ -72,8 +72,8 @@ fn no_device_is_a_per_run_unsupported_error() {
     assert_eq!(b.providers(), vec!["cpu".to_string()]);
 
     let info = probe_info(&config(&a, &lib));
-    assert_eq!(info["tflite_delegates"], serde_json::json!(["cpu"]));
-    assert_eq!(info["edgetpu_devices"], serde_json::json!([]));
+    assert_eq!(info["tflite_providers"], "cpu");
+    assert_eq!(info["edgetpu_devices"], "");
     assert_eq!(
         info["edgetpu_version"],
         "stand-in libedgetpu (edgebench tests)"
@@ -141,6 +141,13 @@ fn device_selection_by_type_and_index() {
     let dir = tempfile::tempdir().unwrap();
     let (all, _) = models(dir.path());
     let (_keep, lib) = standin(3); // pci /dev/apex_0, usb /sys/bus/usb/devices/2-1
+    let info = probe_info(&config(&a, &lib));
+    assert_eq!(info["tflite_providers"], "cpu,edgetpu");
+    assert_eq!(
+        info["edgetpu_devices"],
+        "pci /dev/apex_0,usb /sys/bus/usb/devices/2-1"
+    );
+    assert!(info.get("edgetpu_error").is_none());
     let open = |sel: &str| {
         let mut c = config(&a, &lib);
         c.tflite.edgetpu_device = sel.into();
@@ -184,15 +191,20 @@ fn edgetpu_run_is_sequential_and_records_op_mapping() {
     assert_eq!(extra(&*s, "edgetpu_compiled"), Some(true.into()));
     assert_eq!(extra(&*s, "edgetpu_all_ops_mapped"), Some(true.into()));
     assert_eq!(extra(&*s, "edgetpu_cpu_ops"), Some(0.into()));
-    assert_eq!(probe.invokes(), 0, "nothing invoked while opening");
-    s.run().unwrap();
     assert_eq!(
         probe.invokes(),
         4,
+        "opening runs (and times) the first batch"
+    );
+    assert!(s.first_run_ms().is_some());
+    s.run().unwrap();
+    assert_eq!(
+        probe.invokes(),
+        8,
         "batch 4 = 4 invokes through the delegate"
     );
     s.run().unwrap();
-    assert_eq!(probe.invokes(), 8);
+    assert_eq!(probe.invokes(), 12);
 
     let m = b.open(&spec(&mixed, "edgetpu", 1)).unwrap();
     assert_eq!(m.batch_mode(), BatchMode::Native);

@@ -17,6 +17,7 @@
 use std::ffi::{c_void, CString};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
@@ -334,6 +335,7 @@ pub struct TfliteSession {
     batch_mode: BatchMode,
     input_shape: Vec<i64>,
     resize_error: Option<String>,
+    first_ms: Option<f64>,
     extra: Vec<(String, Value)>,
     /// Target of the interpreter's error reporter; boxed so its address is stable.
     errors: Box<ErrorLog>,
@@ -357,13 +359,16 @@ impl TfliteSession {
             batch_mode: BatchMode::Native,
             input_shape: Vec::new(),
             resize_error: None,
+            first_ms: None,
             extra: Vec::new(),
             errors: Box::default(),
             api,
         }
     }
 
-    /// Resolves the batch, allocates tensors, fills inputs, sizes output buffers.
+    /// Resolves the batch, allocates tensors, fills inputs, sizes output buffers, then
+    /// runs and times the first batch. A resized batch that TFLite accepts at allocation
+    /// but fails at invoke falls back to sequential invokes of the model's own batch.
     ///
     /// # Safety
     /// `self.interpreter` is a live interpreter of `self.api`.
@@ -396,19 +401,37 @@ impl TfliteSession {
                 }
             }
         }
-        if !resized && (api.allocate_tensors)(self.interpreter) != TFLITE_OK {
+        if !resized {
+            self.sequential(&shown, model_batch, want)?;
+        }
+        self.prepare_io(spec)?;
+        match self.first_run() {
+            Ok(()) => Ok(()),
+            Err(e) if resized => {
+                self.resize_error = Some(format!("invoke at batch {want} failed: {e}"));
+                self.resize_back(&original)?;
+                self.sequential(&shown, model_batch, want)?;
+                self.prepare_io(spec)?;
+                self.first_run()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Allocates at the model's own batch and plans `want / model_batch` invokes.
+    unsafe fn sequential(
+        &mut self,
+        shown: &std::path::Display<'_>,
+        model_batch: i64,
+        want: i64,
+    ) -> Result<(), BackendError> {
+        if (self.api.allocate_tensors)(self.interpreter) != TFLITE_OK {
             return Err(BackendError::Failed(format!(
                 "allocating tensors for {shown} failed: {}",
                 or_unknown(&self.errors.take())
             )));
         }
-        if resized || want == model_batch {
-            self.batch_mode = BatchMode::Native;
-            self.invokes = 1;
-        } else if want % model_batch == 0 {
-            self.batch_mode = BatchMode::Sequential;
-            self.invokes = u32::try_from(want / model_batch).unwrap_or(u32::MAX);
-        } else {
+        if want % model_batch != 0 {
             return Err(BackendError::Failed(format!(
                 "model {shown} has a fixed batch of {model_batch}{}; batch {want} is not a multiple of it",
                 self.resize_error
@@ -417,7 +440,20 @@ impl TfliteSession {
                     .unwrap_or_default()
             )));
         }
+        self.invokes = u32::try_from(want / model_batch).unwrap_or(u32::MAX);
+        self.batch_mode = if self.invokes == 1 {
+            BatchMode::Native
+        } else {
+            BatchMode::Sequential
+        };
+        Ok(())
+    }
 
+    /// Fills every input with seeded data of its type and sizes the output buffers.
+    unsafe fn prepare_io(&mut self, spec: &SessionSpec) -> Result<(), BackendError> {
+        let api = Arc::clone(&self.api);
+        let shown = spec.model_path.display();
+        let n_in = (api.get_input_tensor_count)(self.interpreter);
         self.inputs = (0..n_in)
             .map(|i| (api.get_input_tensor)(self.interpreter, i))
             .collect();
@@ -444,6 +480,15 @@ impl TfliteSession {
                 (t, vec![0u8; (api.tensor_byte_size)(t)])
             })
             .collect();
+        Ok(())
+    }
+
+    /// Runs the first batch (for the Edge TPU this also loads the model onto the
+    /// device) and keeps its duration for the record's `first_ms`.
+    fn first_run(&mut self) -> Result<(), BackendError> {
+        let t = Instant::now();
+        self.run()?;
+        self.first_ms = Some(t.elapsed().as_secs_f64() * 1e3);
         Ok(())
     }
 
@@ -614,6 +659,10 @@ impl Session for TfliteSession {
         self.extra.clone()
     }
 
+    fn first_run_ms(&self) -> Option<f64> {
+        self.first_ms
+    }
+
     fn run(&mut self) -> Result<(), BackendError> {
         for _ in 0..self.invokes {
             // SAFETY: interpreter and output tensors are live; buffers have their sizes.
@@ -633,28 +682,28 @@ impl Session for TfliteSession {
     }
 }
 
-/// What `edgebench info` shows about TensorFlow Lite here, as flat keys:
-/// `tflite_found` (bool), `tflite_library`, `tflite_version`, `tflite_error` (when not
-/// found), `tflite_delegates` (array: `cpu`, plus `edgetpu` when usable),
-/// `edgetpu_library`, `edgetpu_version`, `edgetpu_devices` (array of `"usb <path>"`),
-/// `edgetpu_error` (why the Edge TPU is not usable). Never fails.
+/// What `edgebench info` shows about TensorFlow Lite here, as flat string keys (the
+/// same names `info` uses for every runtime):
+/// `tflite_runtime`, `tflite_version`, `tflite_library`, `tflite_providers` (`cpu`, plus
+/// `edgetpu` when libedgetpu loads and lists a device), `tflite_error` (runtime not
+/// usable); `edgetpu_library`, `edgetpu_version`, `edgetpu_devices` (`pci /dev/apex_0,usb
+/// /sys/...`), `edgetpu_error` (why the Edge TPU is not usable). Never fails.
 pub fn probe_info(cfg: &Config) -> Map<String, Value> {
     let mut m = Map::new();
     let backend = match TfliteBackend::load(cfg) {
         Ok(b) => b,
         Err(e) => {
-            m.insert("tflite_found".into(), json!(false));
             m.insert("tflite_error".into(), json!(e.to_string()));
             return m;
         }
     };
-    m.insert("tflite_found".into(), json!(true));
+    m.insert("tflite_runtime".into(), json!(backend.runtime()));
+    m.insert("tflite_version".into(), json!(backend.runtime_version()));
     m.insert(
         "tflite_library".into(),
         json!(backend.library_path().display().to_string()),
     );
-    m.insert("tflite_version".into(), json!(backend.runtime_version()));
-    let mut delegates = vec!["cpu".to_string()];
+    let mut providers = vec!["cpu".to_string()];
     match backend.edgetpu_lib() {
         Ok(lib) => {
             m.insert(
@@ -671,15 +720,15 @@ pub fn probe_info(cfg: &Config) -> Map<String, Value> {
                     json!(format!("{} lists no Edge TPU device", lib.path().display())),
                 );
             } else {
-                delegates.push("edgetpu".into());
+                providers.push("edgetpu".into());
             }
-            m.insert("edgetpu_devices".into(), json!(devices));
+            m.insert("edgetpu_devices".into(), json!(devices.join(",")));
         }
         Err(e) => {
             m.insert("edgetpu_error".into(), json!(e.to_string()));
         }
     }
-    m.insert("tflite_delegates".into(), json!(delegates));
+    m.insert("tflite_providers".into(), json!(providers.join(",")));
     m
 }
 
