@@ -28,6 +28,7 @@ test:
 	scripts/install-deps.sh test
 	scripts/fetch-onnxruntime.sh $(ORT_VERSION) .deps/onnxruntime
 	scripts/fetch-onnxruntime.sh $(ORT_OLD_VERSION) .deps/onnxruntime-$(ORT_OLD_VERSION)
+	scripts/fetch-tflite.sh .deps/tflite
 	scripts/test.sh
 
 clean-models:
