@@ -152,6 +152,11 @@ def render_manifest(text: str, sha: dict[str, str]) -> str:
     return "".join(out)
 
 
+def size_text(path: Path) -> str:
+    n = path.stat().st_size
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -321,13 +326,14 @@ def activation_range(model, x):
     return outs, min(stds), max(stds), sub / max(total, 1)
 
 
-def export_fp32(entry: dict, dest: Path, ort) -> dict:
-    """Build, re-estimate BN, export to `dest`; check against onnxruntime if given."""
+def export_fp32(entry: dict, dest: Path, ort, build=None) -> None:
+    """Build (with `build(name)`, default `build_fp32`), re-estimate BN, export to
+    `dest`; check against onnxruntime if given."""
     import torch
 
     name, shape = entry["name"], entry["input_shape"]
     t0 = time.monotonic()
-    model, out_names = build_fp32(name)
+    model, out_names = (build or build_fp32)(name)
     gen = torch.Generator().manual_seed(SEED)
     n_bn = reestimate_bn(model, shape, gen)
     x = torch.randn((TRACE_BATCH, *shape[1:]), generator=gen)
@@ -356,11 +362,10 @@ def export_fp32(entry: dict, dest: Path, ort) -> dict:
         opset_version=OPSET,
         do_constant_folding=True,
     )
-    log(f"  {name}: exported {tmp.stat().st_size / 1e6:.1f} MB ({time.monotonic() - t1:.1f} s)")
+    log(f"  {name}: exported {size_text(tmp)} ({time.monotonic() - t1:.1f} s)")
     if ort is not None:
         check_with_ort(ort, tmp, entry, [r.numpy() for r in ref], x.numpy())
     os.replace(tmp, dest)
-    return {"params": params}
 
 
 def check_with_ort(ort, path: Path, entry: dict, ref, x) -> None:
@@ -390,6 +395,24 @@ def check_with_ort(ort, path: Path, entry: dict, ref, x) -> None:
 
 
 # ---------------------------------------------------------------- int8
+
+
+def drop_unused_opsets(path: Path) -> None:
+    """Remove opset imports of domains no node uses.
+
+    The quantiser's pre-processing saves the graph through onnxruntime's optimiser,
+    which declares every domain it knows (com.microsoft, ai.onnx.ml 5, ...); a runtime
+    older than the quantiser may refuse versions it has never heard of.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    used = {n.domain for n in model.graph.node} | {""}
+    keep = [o for o in model.opset_import if o.domain in used]
+    if len(keep) != len(model.opset_import):
+        del model.opset_import[:]
+        model.opset_import.extend(keep)
+        onnx.save(model, str(path))
 
 
 def quantize_int8(entry: dict, base_path: Path, dest: Path, ort) -> None:
@@ -433,7 +456,8 @@ def quantize_int8(entry: dict, base_path: Path, dest: Path, ort) -> None:
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
-    log(f"  {name}: quantised {tmp.stat().st_size / 1e6:.1f} MB ({time.monotonic() - t0:.1f} s)")
+    drop_unused_opsets(tmp)
+    log(f"  {name}: quantised {size_text(tmp)} ({time.monotonic() - t0:.1f} s)")
     x = np.random.default_rng(SEED + 1).standard_normal((TRACE_BATCH, *shape[1:]), dtype=np.float32)
     check_with_ort(ort, tmp, entry, None, x)
     os.replace(tmp, dest)
@@ -533,6 +557,10 @@ def main(argv=None) -> int:
         )
         return 2
 
+    import warnings
+
+    # Harmless: torch 1.13's exporter says this of constants folded into the graph.
+    warnings.filterwarnings("ignore", message="The shape inference of prim::Constant type is missing")
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True, warn_only=True)
     args.out.mkdir(parents=True, exist_ok=True)
