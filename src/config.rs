@@ -496,7 +496,17 @@ impl Default for SweepConfig {
 impl Default for Config {
     fn default() -> Self {
         let mut sweeps = BTreeMap::new();
-        sweeps.insert("quick".to_string(), SweepConfig::default());
+        // `quick` must finish in minutes on a 2-core desk machine: fewer, shorter runs.
+        sweeps.insert(
+            "quick".to_string(),
+            SweepConfig {
+                warmup_runs: Some(3),
+                min_runs: Some(20),
+                min_s: Some(2.0),
+                max_s: Some(10.0),
+                ..SweepConfig::default()
+            },
+        );
         sweeps.insert(
             "paper".to_string(),
             SweepConfig {

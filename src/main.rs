@@ -413,18 +413,8 @@ fn cmd_info(cfg: &Config, json: bool) -> Result<ExitCode> {
         &cfg.device.rail_table,
     );
     info.insert("board".into(), tele.board().into());
-    for name in ["ort", "tflite"] {
-        match edgebench::backend::load(name, cfg) {
-            Ok(b) => {
-                info.insert(format!("{name}_runtime"), b.runtime().into());
-                info.insert(format!("{name}_version"), b.runtime_version().into());
-                info.insert(format!("{name}_providers"), b.providers().join(",").into());
-            }
-            Err(e) => {
-                info.insert(format!("{name}_error"), e.to_string().into());
-            }
-        }
-    }
+    info.extend(edgebench::backend::ort::probe_info(cfg));
+    info.extend(edgebench::backend::tflite::probe_info(cfg));
     if json {
         println!("{}", serde_json::Value::Object(info));
     } else {
