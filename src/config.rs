@@ -501,7 +501,17 @@ impl Default for SweepConfig {
 impl Default for Config {
     fn default() -> Self {
         let mut sweeps = BTreeMap::new();
-        sweeps.insert("quick".to_string(), SweepConfig::default());
+        // `quick` must finish in minutes on a 2-core desk machine: fewer, shorter runs.
+        sweeps.insert(
+            "quick".to_string(),
+            SweepConfig {
+                warmup_runs: Some(3),
+                min_runs: Some(20),
+                min_s: Some(2.0),
+                max_s: Some(10.0),
+                ..SweepConfig::default()
+            },
+        );
         sweeps.insert(
             "paper".to_string(),
             SweepConfig {
@@ -693,6 +703,8 @@ impl Config {
         if !(0.0..1.0).contains(&self.telemetry.freq_drop_fraction) {
             bail!("telemetry.freq_drop_fraction must be in [0, 1)");
         }
+        crate::backend::edgetpu::DeviceSelector::parse(&self.tflite.edgetpu_device)
+            .map_err(anyhow::Error::msg)?;
         match self.onnxruntime.graph_optimization.as_str() {
             "disable" | "basic" | "extended" | "all" => {}
             other => bail!(
