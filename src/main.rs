@@ -65,7 +65,12 @@ enum Cmd {
         file: PathBuf,
     },
     /// Show the board, every telemetry probe found and its current readings.
-    Probe(edgebench::telemetry::cli::ProbeArgs),
+    Probe {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        args: edgebench::telemetry::cli::ProbeArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -163,8 +168,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Info { config, json } => cmd_info(&load_config(&config)?, json),
-        Cmd::Probe(args) => {
-            edgebench::telemetry::cli::probe(&args)?;
+        Cmd::Probe { config, args } => {
+            let cfg = load_config(&config)?;
+            edgebench::telemetry::cli::probe_with(&args, &cfg.telemetry, &cfg.device)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Report { file } => {
@@ -419,6 +425,14 @@ fn cmd_info(cfg: &Config, json: bool) -> Result<ExitCode> {
         &cfg.device.rail_table,
     );
     info.insert("board".into(), tele.board().into());
+    let b = tele.board_info();
+    if let Some(m) = &b.model {
+        info.insert("board_model".into(), m.clone().into());
+    }
+    if let Some(l) = &b.l4t {
+        info.insert("l4t".into(), l.clone().into());
+    }
+    info.insert("probes".into(), tele.probes_found().join(",").into());
     info.extend(edgebench::backend::ort::probe_info(cfg));
     info.extend(edgebench::backend::tflite::probe_info(cfg));
     if json {

@@ -209,7 +209,10 @@ pub fn probe_info(cfg: &Config) -> serde_json::Map<String, serde_json::Value> {
         Ok(b) => {
             m.insert("ort_runtime".into(), "onnxruntime".into());
             m.insert("ort_version".into(), b.runtime_version().into());
-            m.insert("ort_library".into(), b.library_path().display().to_string().into());
+            m.insert(
+                "ort_library".into(),
+                b.library_path().display().to_string().into(),
+            );
             m.insert("ort_providers".into(), b.providers().join(",").into());
         }
         Err(e) => {
