@@ -286,7 +286,9 @@ def compare(args, proto) -> int:
         return 0
     me = statistics.median(eb)
     diff = (me - mp) / mp
+    paired = statistics.median((b - a) / a for a, b in zip(py, eb))
     print(f"median p50: python {mp:.3f} ms, edgebench {me:.3f} ms, difference {diff * 100:+.2f} % (edgebench vs python)")
+    print(f"median of per-round differences (neighbouring rounds paired): {paired * 100:+.2f} %")
     if abs(diff) > args.max_diff:
         print(f"overhead: difference {diff * 100:+.2f} % is beyond {args.max_diff * 100:.1f} %", file=sys.stderr)
         return 1
