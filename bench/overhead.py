@@ -26,7 +26,6 @@ Exit status: 0 within --max-diff, 1 beyond it, 2 the comparison could not be mad
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hashlib
 import json
 import math
