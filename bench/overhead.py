@@ -26,7 +26,6 @@ Exit status: 0 within --max-diff, 1 beyond it, 2 the comparison could not be mad
 from __future__ import annotations
 
 import argparse
-import ctypes
 import hashlib
 import json
 import math
@@ -286,7 +285,9 @@ def compare(args, proto) -> int:
         return 0
     me = statistics.median(eb)
     diff = (me - mp) / mp
+    paired = statistics.median((b - a) / a for a, b in zip(py, eb))
     print(f"median p50: python {mp:.3f} ms, edgebench {me:.3f} ms, difference {diff * 100:+.2f} % (edgebench vs python)")
+    print(f"median of per-round differences (neighbouring rounds paired): {paired * 100:+.2f} %")
     if abs(diff) > args.max_diff:
         print(f"overhead: difference {diff * 100:+.2f} % is beyond {args.max_diff * 100:.1f} %", file=sys.stderr)
         return 1

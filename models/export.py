@@ -601,7 +601,8 @@ def main(argv=None) -> int:
             else:
                 quantize_int8(entry, base_path, dest, ort)
         except Exception as e:  # report every failure with its model, then go on
-            print(f"export: error: {name}: {type(e).__name__}: {e}", file=sys.stderr)
+            what = str(e) if isinstance(e, ExportError) else f"{name}: {type(e).__name__}: {e}"
+            print(f"export: error: {what}", file=sys.stderr)
             failed.append(name)
             state.pop(name, None)
             continue
