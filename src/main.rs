@@ -272,6 +272,12 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
         delegate: a.delegate.clone(),
     };
     let plan = plan::build(&cfg, &zoo, &req)?;
+    if !plan.skipped.is_empty() {
+        eprintln!(
+            "note: no model variant for {}: skipped",
+            plan.skipped.join(", ")
+        );
+    }
     // A missing runtime library fails every configuration: say so once, up front.
     let mut backends: Vec<&str> = plan.configs.iter().map(|c| c.backend.as_str()).collect();
     backends.dedup();
