@@ -156,6 +156,7 @@ pub fn build(cfg: &Config, zoo: &Zoo, req: &SweepRequest) -> Result<Plan> {
         sweep_id: new_sweep_id(),
         protocol,
         configs,
+        skipped,
     })
 }
 
