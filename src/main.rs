@@ -31,6 +31,10 @@ struct ConfigArg {
     /// Config file (default: /etc/edgebench/edgebench.toml when present).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Override one config key, highest layer: `--set tensorrt.fp16=true`,
+    /// `--set cuda.device_id=1` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -124,7 +128,7 @@ fn main() -> ExitCode {
 }
 
 fn load_config(c: &ConfigArg) -> Result<Config> {
-    Ok(config::load(c.config.as_deref())?.0)
+    Ok(config::load_with_overrides(c.config.as_deref(), &c.set)?.0)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -132,7 +136,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Run(args) => cmd_run(args),
         Cmd::Models { config, json } => cmd_models(&load_config(&config)?, json),
         Cmd::CheckConfig { config } => {
-            let (cfg, sources) = config::load(config.config.as_deref())?;
+            let (cfg, sources) =
+                config::load_with_overrides(config.config.as_deref(), &config.set)?;
             let zoo = Zoo::load(&cfg);
             let mut notes = Vec::new();
             match &sources.file {
@@ -141,6 +146,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             if !sources.env_vars.is_empty() {
                 notes.push(format!("environment {}", sources.env_vars.join(", ")));
+            }
+            if !sources.sets.is_empty() {
+                notes.push(format!("--set {}", sources.sets.join(", ")));
             }
             // Sweeps must name models the zoo knows (when the manifest is readable).
             if let Ok(z) = &zoo {
