@@ -222,7 +222,7 @@ impl Default for ProtocolConfig {
             warmup_s: 1.0,
             min_runs: 50,
             min_s: 3.0,
-            max_s: 30.0,
+            max_s: 20.0,
             target_rel_ci: 0.0,
             seed: 42,
             shuffle: false,
@@ -501,17 +501,8 @@ impl Default for SweepConfig {
 impl Default for Config {
     fn default() -> Self {
         let mut sweeps = BTreeMap::new();
-        // `quick` must finish in minutes on a 2-core desk machine: fewer, shorter runs.
-        sweeps.insert(
-            "quick".to_string(),
-            SweepConfig {
-                warmup_runs: Some(3),
-                min_runs: Some(20),
-                min_s: Some(2.0),
-                max_s: Some(10.0),
-                ..SweepConfig::default()
-            },
-        );
+        // Built-in sweeps carry no protocol overrides, so a user's [protocol] applies to them.
+        sweeps.insert("quick".to_string(), SweepConfig::default());
         sweeps.insert(
             "paper".to_string(),
             SweepConfig {
