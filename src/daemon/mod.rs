@@ -1,0 +1,3 @@
+//! The board-side daemon (`edgebench daemon`).
+
+pub mod scheduler;
