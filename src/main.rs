@@ -59,6 +59,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a service: sweeps on boot, on a timetable or on MQTT commands; results,
+    /// progress and telemetry published over MQTT (systemd `Type=notify`).
+    Daemon {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Print the table of a results file written by `run`.
     Report {
         /// JSON Lines results file.
@@ -161,6 +167,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Info { config, json } => cmd_info(&load_config(&config)?, json),
+        Cmd::Daemon { config } => {
+            edgebench::daemon::run(config.config)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Report { file } => {
             let f = std::fs::File::open(&file)
                 .with_context(|| format!("cannot open {}", file.display()))?;

@@ -102,7 +102,7 @@ struct Inner {
     segments: Vec<Segment>,
     active: File,
     /// End of written data (the next append's offset).
-    end: u64,
+    written: u64,
     /// End of synced data: readers never see beyond it.
     durable: u64,
     cursor: u64,
@@ -171,18 +171,14 @@ impl Store {
             Ok(bytes) => match serde_json::from_slice::<SweepJournal>(&bytes) {
                 Ok(j) => recovery.interrupted = Some(j),
                 Err(e) => {
-                    recovery.journal_error = Some(format!(
-                        "{}: {e}",
-                        dir.join(JOURNAL).display()
-                    ));
+                    recovery.journal_error = Some(format!("{}: {e}", dir.join(JOURNAL).display()));
                     recovery.interrupted = Some(SweepJournal::default());
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot read {}", dir.join(JOURNAL).display())
-                })
+                return Err(e)
+                    .with_context(|| format!("cannot read {}", dir.join(JOURNAL).display()))
             }
         }
 
@@ -194,7 +190,7 @@ impl Store {
             inner: Mutex::new(Inner {
                 segments,
                 active,
-                end,
+                written: end,
                 durable: end,
                 cursor,
                 acked: BTreeMap::new(),
@@ -225,21 +221,22 @@ impl Store {
             let mut bytes = Vec::with_capacity(line.len() + 1);
             bytes.extend_from_slice(line.as_bytes());
             bytes.push(b'\n');
-            let offset = g.end;
+            let offset = g.written;
             if let Err(e) = g.active.write_all(&bytes) {
                 // Leave no torn line behind.
                 let seg = g.segments.last().expect("active segment");
                 let _ = g.active.set_len(seg.len);
-                return Err(e).with_context(|| {
-                    format!("cannot append to {}", seg.path.display())
-                });
+                return Err(e).with_context(|| format!("cannot append to {}", seg.path.display()));
             }
-            g.end += bytes.len() as u64;
+            g.written += bytes.len() as u64;
             if let Some(seg) = g.segments.last_mut() {
                 seg.len += bytes.len() as u64;
             }
-            let file = g.active.try_clone().context("cannot clone segment handle")?;
-            (offset, g.end, file)
+            let file = g
+                .active
+                .try_clone()
+                .context("cannot clone segment handle")?;
+            (offset, g.written, file)
         };
         file.sync_data()
             .with_context(|| format!("cannot sync {}", self.dir.display()))?;
@@ -249,7 +246,7 @@ impl Store {
     }
 
     fn roll(&self, g: &mut Inner) -> Result<()> {
-        let base = g.end;
+        let base = g.written;
         let path = segment_path(&self.dir, base);
         let file = OpenOptions::new()
             .create_new(true)
@@ -415,9 +412,8 @@ impl Store {
         match std::fs::remove_file(self.dir.join(JOURNAL)) {
             Ok(()) => sync_dir(&self.dir),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| {
-                format!("cannot remove {}", self.dir.join(JOURNAL).display())
-            }),
+            Err(e) => Err(e)
+                .with_context(|| format!("cannot remove {}", self.dir.join(JOURNAL).display())),
         }
     }
 }
@@ -428,9 +424,7 @@ fn segment_path(dir: &Path, base: u64) -> PathBuf {
 
 fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
     let mut out = Vec::new();
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?
-    {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -542,7 +536,10 @@ mod tests {
     use super::*;
 
     fn line(i: usize) -> String {
-        format!(r#"{{"record":"result","run_id":"r{i}","pad":"{}"}}"#, "x".repeat(1000))
+        format!(
+            r#"{{"record":"result","run_id":"r{i}","pad":"{}"}}"#,
+            "x".repeat(1000)
+        )
     }
 
     fn open(dir: &Path, retention: u64) -> (Store, Recovery) {

@@ -239,7 +239,10 @@ impl Timetable {
         };
         let d = Duration::from_secs(secs);
         if d < MIN_INTERVAL {
-            bail!("`{s}`: interval is below the minimum of {}s", MIN_INTERVAL.as_secs());
+            bail!(
+                "`{s}`: interval is below the minimum of {}s",
+                MIN_INTERVAL.as_secs()
+            );
         }
         if secs > 366 * 86_400 {
             bail!("`{s}`: interval is above one year");
@@ -298,8 +301,14 @@ mod tests {
     fn queue_then_busy_then_next_in_order() {
         let mut s = Scheduler::new(2);
         assert!(matches!(s.submit(job("a", cmd("1"))), Admission::Start(_)));
-        assert_eq!(s.submit(job("b", cmd("2"))), Admission::Queued { position: 1 });
-        assert_eq!(s.submit(job("c", cmd("3"))), Admission::Queued { position: 2 });
+        assert_eq!(
+            s.submit(job("b", cmd("2"))),
+            Admission::Queued { position: 1 }
+        );
+        assert_eq!(
+            s.submit(job("c", cmd("3"))),
+            Admission::Queued { position: 2 }
+        );
         assert_eq!(s.submit(job("d", cmd("4"))), Admission::Busy);
         assert_eq!(s.running().unwrap().sweep_id, "a");
         assert_eq!(s.finished().unwrap().sweep_id, "b");
@@ -337,7 +346,13 @@ mod tests {
         assert_eq!(c.dropped[0].sweep_id, "c");
         assert!(!s.timetable_pending() || s.running().unwrap().origin == Origin::Timetable);
         s.finished();
-        assert!(s.cancel(None, false) == Cancel { running: false, dropped: vec![] });
+        assert!(
+            s.cancel(None, false)
+                == Cancel {
+                    running: false,
+                    dropped: vec![]
+                }
+        );
     }
 
     #[test]
@@ -372,7 +387,18 @@ mod tests {
             Timetable::parse("daily 03:30").unwrap(),
             Some(Timetable::Daily { minute: 210 })
         );
-        for bad in ["5s", "30", "m", "3w", "daily 24:00", "daily 3", "daily 03:5", "daily 03:60", "-1h", "400d"] {
+        for bad in [
+            "5s",
+            "30",
+            "m",
+            "3w",
+            "daily 24:00",
+            "daily 3",
+            "daily 03:5",
+            "daily 03:60",
+            "-1h",
+            "400d",
+        ] {
             let e = Timetable::parse(bad);
             assert!(e.is_err(), "{bad} accepted");
             assert!(format!("{:#}", e.unwrap_err()).contains(bad), "{bad}");

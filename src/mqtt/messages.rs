@@ -222,7 +222,7 @@ pub fn peek_request_id(payload: &[u8]) -> Option<String> {
 pub fn parse(verb: &str, payload: &[u8], limits: &Limits, now_ms: i64) -> Result<Request, Reply> {
     if payload.len() > limits.max_payload_bytes {
         return Err(Reply::new(
-            None,
+            peek_request_id(payload).as_deref(),
             Code::TooLarge,
             format!(
                 "payload is {} bytes, above the limit of {} (commands.max_payload_bytes)",
@@ -339,7 +339,11 @@ impl Fields<'_> {
         match self.obj.remove(key) {
             None => Ok(None),
             Some(v) => conv(&v).map(Some).map_err(|m| {
-                Reply::new(Some(self.rid), Code::InvalidArgument, format!("`{key}`: {m}"))
+                Reply::new(
+                    Some(self.rid),
+                    Code::InvalidArgument,
+                    format!("`{key}`: {m}"),
+                )
             }),
         }
     }
@@ -457,10 +461,10 @@ fn check_model_name(s: &str) -> Result<(), String> {
         || s.len() > MAX_NAME
         || !name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
     {
         return Err(format!(
-            "model name `{}` must be 1 to {MAX_NAME} of a-z, A-Z, 0-9, -, _ and .",
+            "model name `{}` must be 1 to {MAX_NAME} of a-z, A-Z, 0-9, - and _",
             s.escape_debug()
         ));
     }
@@ -608,7 +612,10 @@ mod tests {
         assert_eq!(code("status-get", "[1]"), Code::BadRequest);
         assert_eq!(code("status-get", "{}"), Code::BadRequest);
         assert_eq!(code("status-get", r#"{"request_id": 5}"#), Code::BadRequest);
-        assert_eq!(code("status-get", r#"{"request_id": ""}"#), Code::BadRequest);
+        assert_eq!(
+            code("status-get", r#"{"request_id": ""}"#),
+            Code::BadRequest
+        );
         let e = parse("status-get", &[0xff, 0xfe], &Limits::default(), NOW).unwrap_err();
         assert_eq!(e.code, Code::BadRequest);
         assert!(e.request_id.is_none());
@@ -625,7 +632,13 @@ mod tests {
     #[test]
     fn oversized_payload_is_refused_before_parsing() {
         let big = format!(r#"{{"request_id":"x","pad":"{}"}}"#, "a".repeat(20_000));
-        assert_eq!(code("status-get", &big), Code::TooLarge);
+        let e = p("status-get", &big).unwrap_err();
+        assert_eq!(e.code, Code::TooLarge);
+        assert_eq!(
+            e.request_id.as_deref(),
+            Some("x"),
+            "still says which request"
+        );
     }
 
     #[test]
@@ -633,7 +646,10 @@ mod tests {
         assert_eq!(
             code(
                 "sweep-start",
-                &format!(r#"{{"request_id":"x","sweep":"q","expires_at":{}}}"#, NOW - 1)
+                &format!(
+                    r#"{{"request_id":"x","sweep":"q","expires_at":{}}}"#,
+                    NOW - 1
+                )
             ),
             Code::Expired
         );
@@ -687,7 +703,11 @@ mod tests {
             r#"{"request_id":"x","sweep":"q","models":["../x"]}"#,
         )
         .unwrap_err();
-        assert!(e.message.contains("outside the model directory"), "{}", e.message);
+        assert!(
+            e.message.contains("outside the model directory"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -705,7 +725,10 @@ mod tests {
 
     #[test]
     fn peeks_request_ids() {
-        assert_eq!(peek_request_id(br#"{"request_id":"r9","x":1}"#).as_deref(), Some("r9"));
+        assert_eq!(
+            peek_request_id(br#"{"request_id":"r9","x":1}"#).as_deref(),
+            Some("r9")
+        );
         assert_eq!(peek_request_id(b"{"), None);
     }
 
@@ -734,6 +757,10 @@ mod tests {
         assert_eq!(v["eta_s"], 12.3);
         assert_eq!(v["done"], 1);
         assert!(v.get("sweep_id").is_none());
-        assert!(v.as_object().unwrap().values().all(|x| !x.is_object() && !x.is_array()));
+        assert!(v
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|x| !x.is_object() && !x.is_array()));
     }
 }

@@ -2,5 +2,6 @@
 //! payloads (pure), reconnect backoff (pure), and the link that owns the connection.
 
 pub mod backoff;
+pub mod link;
 pub mod messages;
 pub mod topics;
