@@ -65,11 +65,19 @@ pub struct SweepJournal {
     /// The configuration running when the journal was last written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<JournalConfig>,
+    /// The one after it (interrupted instead when `current` was already stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<JournalConfig>,
+    /// End of the store when `current` started: its record, if any, lies beyond.
+    #[serde(default)]
+    pub store_end: u64,
 }
 
 /// One configuration, as the journal remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct JournalConfig {
+    /// Position in the plan (the runner's `run_id` suffix).
+    pub index: usize,
     pub model: String,
     pub precision: String,
     pub backend: String,
@@ -658,6 +666,8 @@ mod tests {
                 batch: 4,
                 ..Default::default()
             }),
+            next: None,
+            store_end: 7,
         };
         s.write_journal(&j).unwrap();
         drop(s);

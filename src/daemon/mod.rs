@@ -206,9 +206,24 @@ fn recover(setup: &Setup, store: &Store, r: Recovery) -> Result<Option<SweepStat
     let Some(j) = r.interrupted else {
         return Ok(None);
     };
-    let error = "the daemon stopped while this configuration ran (power loss, crash or kill); \
+    let error =
+        "the daemon stopped before this configuration finished (power loss, crash or kill); \
                  configurations measured before it are kept";
-    if let Some(c) = &j.current {
+    // The journal names the configuration that was running; if its record made it
+    // to disk, the stop came between configurations and the next one is cut.
+    let cut = match &j.current {
+        Some(c) => {
+            let run_id = format!("{}-{:04}", j.sweep_id, c.index);
+            if stored_run_id(store, j.store_end, &run_id)? {
+                j.next.clone()
+            } else {
+                Some(c.clone())
+            }
+        }
+        None => None,
+    };
+    let done = cut.as_ref().map(|c| c.index).unwrap_or(j.total);
+    if let Some(c) = &cut {
         let rec = ResultRecord {
             record: "result".into(),
             schema: SCHEMA,
@@ -216,7 +231,7 @@ fn recover(setup: &Setup, store: &Store, r: Recovery) -> Result<Option<SweepStat
             device_id: setup.device_id.clone(),
             board: setup.board(),
             sweep_id: j.sweep_id.clone(),
-            run_id: format!("{}-{:04}", j.sweep_id, j.done),
+            run_id: format!("{}-{:04}", j.sweep_id, c.index),
             status: "interrupted".into(),
             error: Some(error.into()),
             model: c.model.clone(),
@@ -244,7 +259,7 @@ fn recover(setup: &Setup, store: &Store, r: Recovery) -> Result<Option<SweepStat
         "sweep {} ({}) was interrupted at configuration {} of {} by the end of the previous run; recorded as interrupted",
         j.sweep_id,
         j.sweep,
-        j.done + 1,
+        done + 1,
         j.total
     );
     Ok(Some(SweepState {
@@ -252,10 +267,19 @@ fn recover(setup: &Setup, store: &Store, r: Recovery) -> Result<Option<SweepStat
         sweep: (!j.sweep.is_empty()).then(|| j.sweep.clone()),
         sweep_id: (!j.sweep_id.is_empty()).then(|| j.sweep_id.clone()),
         request_id: j.request_id.clone(),
-        done: j.done,
+        done,
         total: j.total,
         error: Some(error.into()),
         ..Default::default()
+    }))
+}
+
+/// Whether a result with `run_id` was stored at or after `from`.
+fn stored_run_id(store: &Store, from: u64, run_id: &str) -> Result<bool> {
+    let lines = store.read_from(from, 10_000)?;
+    Ok(lines.iter().any(|l| {
+        serde_json::from_str::<serde_json::Value>(&l.line)
+            .is_ok_and(|v| v["record"] == "result" && v["run_id"] == run_id)
     }))
 }
 

@@ -79,32 +79,38 @@ fn run(
         done: 0,
         total: plan.configs.len(),
         current: None,
+        next: None,
+        store_end: store.end(),
     };
     store
         .write_journal(&journal)
         .context("cannot write the sweep journal")?;
-    let configs = plan
+    let configs: Vec<JournalConfig> = plan
         .configs
         .iter()
-        .map(|c| {
-            (
-                c.label(),
-                JournalConfig {
-                    model: c.model.clone(),
-                    precision: c.precision.clone(),
-                    backend: c.backend.clone(),
-                    ep: c.ep.clone(),
-                    batch: c.batch,
-                    threads: c.threads,
-                },
-            )
+        .enumerate()
+        .map(|(index, c)| JournalConfig {
+            index,
+            model: c.model.clone(),
+            precision: c.precision.clone(),
+            backend: c.backend.clone(),
+            ep: c.ep.clone(),
+            batch: c.batch,
+            threads: c.threads,
         })
+        .collect();
+    let by_label = plan
+        .configs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.label(), i))
         .collect();
     let mut sink = StoreSink {
         store: store.clone(),
         tx: tx.clone(),
         journal,
         configs,
+        by_label,
     };
     runner::run_sweep(cfg, zoo, plan, &mut sink, cancel)
 }
@@ -114,7 +120,8 @@ struct StoreSink {
     store: Arc<Store>,
     tx: UnboundedSender<SweepEvent>,
     journal: SweepJournal,
-    configs: HashMap<String, JournalConfig>,
+    configs: Vec<JournalConfig>,
+    by_label: HashMap<String, usize>,
 }
 
 impl RecordSink for StoreSink {
@@ -128,7 +135,10 @@ impl RecordSink for StoreSink {
 
     fn progress(&mut self, p: &Progress) {
         self.journal.done = p.done;
-        self.journal.current = self.configs.get(&p.current).cloned();
+        let i = self.by_label.get(&p.current).copied();
+        self.journal.current = i.and_then(|i| self.configs.get(i)).cloned();
+        self.journal.next = i.and_then(|i| self.configs.get(i + 1)).cloned();
+        self.journal.store_end = self.store.end();
         if let Err(e) = self.store.write_journal(&self.journal) {
             log::error!("store: cannot update the sweep journal: {e:#}");
         }
