@@ -280,9 +280,10 @@ fn broker_stopped_mid_sweep_and_restarted_loses_no_result() {
     let got = run_ids(&results_of(&sub, &sweep_id));
     assert!(
         all,
-        "{} of 6 results arrived ({before} before the broker stopped): {got:?}\n{}",
+        "{} of 6 results arrived ({before} before the broker stopped): {got:?}\n{}\nbroker:\n{}",
         got.len(),
-        daemon.log()
+        daemon.log(),
+        broker.log()
     );
     let want: BTreeSet<String> = (0..6).map(|i| format!("{sweep_id}-{i:04}")).collect();
     assert_eq!(got, want);

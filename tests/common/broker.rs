@@ -122,10 +122,18 @@ impl Broker {
 
     fn spawn(&mut self) -> bool {
         let conf = self.dir.path().join("mosquitto.conf");
+        // Started as root, mosquitto drops to its own user, which could then not
+        // write its persistence file (sessions kept across a restart) in our temp dir.
+        // SAFETY: geteuid has no preconditions.
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root\n"
+        } else {
+            ""
+        };
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\n{extra}persistence true\npersistence_location {dir}/\n\
+                "{user}listener {port} 127.0.0.1\n{extra}persistence true\npersistence_location {dir}/\n\
                  log_dest file {log}\nlog_type all\nmax_queued_messages 100000\n",
                 port = self.port,
                 extra = self.extra,
