@@ -674,3 +674,124 @@ fn password_file_right_credentials_connect_wrong_ones_are_logged_and_retried() {
         .iter()
         .all(|m| m.payload != "online"));
 }
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made here.
+fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=edgebench-test-ca",
+    ]);
+    openssl(dir, &a);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    for (name, cn) in [("server", "/CN=127.0.0.1"), ("client", "/CN=board-1")] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let crt = format!("{name}.crt");
+        let mut a = vec!["req"];
+        a.extend(ec);
+        a.extend(["-keyout", &key, "-out", &csr, "-subj", cn]);
+        openssl(dir, &a);
+        let mut a = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+        ];
+        if name == "server" {
+            a.extend(["-extfile", "san.ext"]);
+        }
+        openssl(dir, &a);
+    }
+}
+
+#[test]
+fn tls_with_a_ca_and_a_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let tls_port = broker::free_port();
+    // A plain listener for the test's subscriber, a TLS one requiring client certs.
+    let broker = Broker::start_with(&format!(
+        "allow_anonymous true\nlistener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+        c("ca.crt"),
+        c("server.crt"),
+        c("server.key")
+    ));
+    let sub = Sub::start(broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let tls = |ca: &str, client: bool| {
+        let mut s = format!("[mqtt.tls]\nca_file = \"{ca}\"\n");
+        if client {
+            s += &format!(
+                "cert_file = \"{}\"\nkey_file = \"{}\"\n",
+                c("client.crt"),
+                c("client.key")
+            );
+        }
+        s
+    };
+    let good = write_config(dir.path(), "good.toml", tls_port, &tls(&c("ca.crt"), true));
+    let d = DaemonProc::spawn(&good, &dir.path().join("good.log"), &[]);
+    assert!(
+        sub.wait_for("/status", T, |m| m.payload == "online")
+            .is_some(),
+        "TLS with a client certificate connects:\n{}\n{}",
+        d.log(),
+        broker.log()
+    );
+    drop(d);
+
+    // Trusting the wrong CA: the server is refused, clearly, and retried.
+    let other = tempfile::tempdir().unwrap();
+    make_certs(other.path());
+    let wrong = write_config(
+        dir.path(),
+        "wrong.toml",
+        tls_port,
+        &tls(&other.path().join("ca.crt").display().to_string(), true),
+    );
+    let d = DaemonProc::spawn(&wrong, &dir.path().join("wrong.log"), &[]);
+    assert!(
+        wait_until(T, || d.log().matches("TLS failed").count() >= 2),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("check mqtt.tls"), "{}", d.log());
+}
