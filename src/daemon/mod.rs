@@ -61,7 +61,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<()> {
     let (store, recovery) =
         Store::open(&setup.store_dir, setup.cfg.store.retention_mb << 20).context("store.dir")?;
     let store = Arc::new(store);
-    let recovered = recover(&setup, &store, recovery)?;
+    let recovered = recover(&setup.device_id, &setup.board(), &store, recovery)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,7 +193,7 @@ fn request(sweep: &str) -> SweepRequest {
 /// A sweep the previous run left unfinished (power loss, crash, `kill -9`): the
 /// configuration that was running gets an `interrupted` record, so consumers see
 /// why the sweep has no more results. Returns the state to publish.
-fn recover(setup: &Setup, store: &Store, r: Recovery) -> Result<Option<SweepState>> {
+fn recover(device_id: &str, board: &str, store: &Store, r: Recovery) -> Result<Option<SweepState>> {
     if r.truncated_bytes > 0 {
         log::warn!(
             "store: the previous run left a torn record ({} bytes), removed",
@@ -228,8 +228,8 @@ fn recover(setup: &Setup, store: &Store, r: Recovery) -> Result<Option<SweepStat
             record: "result".into(),
             schema: SCHEMA,
             ts: now_ms(),
-            device_id: setup.device_id.clone(),
-            board: setup.board(),
+            device_id: device_id.to_string(),
+            board: board.to_string(),
             sweep_id: j.sweep_id.clone(),
             run_id: format!("{}-{:04}", j.sweep_id, c.index),
             status: "interrupted".into(),
@@ -1106,5 +1106,99 @@ async fn tick_opt(i: &mut Option<tokio::time::Interval>) {
             i.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{JournalConfig, SweepJournal};
+
+    fn cfg(index: usize, batch: u32) -> JournalConfig {
+        JournalConfig {
+            index,
+            model: "tiny_cnn".into(),
+            precision: "fp32".into(),
+            backend: "ort".into(),
+            ep: "cpu".into(),
+            batch,
+            threads: 1,
+        }
+    }
+
+    fn journal(store_end: u64) -> SweepJournal {
+        SweepJournal {
+            sweep: "slow".into(),
+            sweep_id: "s1".into(),
+            request_id: Some("r1".into()),
+            started_ms: 1,
+            done: 1,
+            total: 4,
+            current: Some(cfg(1, 2)),
+            next: Some(cfg(2, 4)),
+            store_end,
+        }
+    }
+
+    fn result(run_id: &str) -> String {
+        format!(r#"{{"record":"result","run_id":"{run_id}","status":"ok"}}"#)
+    }
+
+    /// Reopens the store after a simulated power cut and returns the records after `from`.
+    fn recover_in(dir: &Path) -> (Option<SweepState>, Vec<serde_json::Value>) {
+        let (store, rec) = Store::open(dir, 1 << 20).unwrap();
+        let st = recover("dev", "board", &store, rec).unwrap();
+        let lines = store.read_from(0, 100).unwrap();
+        let (_, again) = Store::open(dir, 1 << 20).unwrap();
+        assert!(again.interrupted.is_none(), "journal cleared");
+        (
+            st,
+            lines
+                .iter()
+                .map(|l| serde_json::from_str(&l.line).unwrap())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn power_cut_during_a_configuration_records_that_one_as_interrupted() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(d.path(), 1 << 20).unwrap();
+        store.append(&result("s1-0000")).unwrap();
+        store.write_journal(&journal(store.end())).unwrap();
+        drop(store);
+        let (st, recs) = recover_in(d.path());
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1]["run_id"], "s1-0001");
+        assert_eq!(recs[1]["status"], "interrupted");
+        assert_eq!(recs[1]["batch"], 2);
+        let st = st.unwrap();
+        assert_eq!(
+            (st.state.as_str(), st.done, st.total),
+            ("interrupted", 1, 4)
+        );
+    }
+
+    #[test]
+    fn power_cut_between_configurations_cuts_the_next_one() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(d.path(), 1 << 20).unwrap();
+        store.append(&result("s1-0000")).unwrap();
+        store.write_journal(&journal(store.end())).unwrap();
+        // Configuration 1 finished and was stored; the cut came before the next progress.
+        store.append(&result("s1-0001")).unwrap();
+        drop(store);
+        let (st, recs) = recover_in(d.path());
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[2]["run_id"], "s1-0002");
+        assert_eq!(recs[2]["batch"], 4);
+        assert_eq!(st.unwrap().done, 2);
+    }
+
+    #[test]
+    fn no_journal_means_nothing_to_recover() {
+        let d = tempfile::tempdir().unwrap();
+        let (st, recs) = recover_in(d.path());
+        assert!(st.is_none() && recs.is_empty());
     }
 }
