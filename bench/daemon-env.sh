@@ -29,6 +29,7 @@ start_broker() {
     echo "listener $PORT 127.0.0.1"
     echo "allow_anonymous true"
     echo "persistence false"
+    [ -n "${BROKER_EXTRA:-}" ] && echo "$BROKER_EXTRA"
   } > "$TMP/mosquitto.conf"
   mosquitto -c "$TMP/mosquitto.conf" >"$TMP/mosquitto.log" 2>&1 &
   PIDS+=($!)

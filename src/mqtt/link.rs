@@ -308,6 +308,7 @@ async fn poll_forever(
     mut backoff: Backoff,
     address: String,
 ) {
+    let port = eventloop.options.broker_address().1;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -320,6 +321,9 @@ async fn poll_forever(
                     log::info!("mqtt: connected to {address}");
                 }
                 backoff.reset();
+                if nodelay_to(port) == 0 {
+                    log::debug!("mqtt: no TCP socket to port {port} found for TCP_NODELAY");
+                }
                 lock(&tracker).reset(true);
                 let _ = tx.send(Polled::ConnAck);
             }
@@ -370,6 +374,89 @@ async fn poll_forever(
                 tokio::time::sleep(delay).await;
             }
         }
+    }
+}
+
+/// Turns Nagle's algorithm off on this process's TCP connections to `port` (the
+/// broker). rumqttc 0.24 has no option for it, and with Nagle a reply written right
+/// after another small packet waits for the broker's delayed ACK (about 40 ms).
+/// Returns how many sockets were changed.
+fn nodelay_to(port: u16) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in dir.flatten() {
+        let Some(fd) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if peer_port(fd) == Some(port) {
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt on a descriptor that getpeername just showed to be
+            // a connected TCP socket; the option value outlives the call.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_NODELAY,
+                    &one as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The remote port of a connected TCP socket `fd`, else `None`.
+fn peer_port(fd: i32) -> Option<u16> {
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `ty`; a descriptor that is
+    // not a socket makes it fail with ENOTSOCK.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            &mut ty as *mut libc::c_int as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc != 0 || ty != libc::SOCK_STREAM {
+        return None;
+    }
+    // SAFETY: sockaddr_storage is plain data, valid when zeroed.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut alen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getpeername writes at most `alen` bytes into `addr`.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            &mut addr as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+            &mut alen,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    match addr.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says this storage holds a sockaddr_in.
+            let a =
+                unsafe { &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            Some(u16::from_be(a.sin_port))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this storage holds a sockaddr_in6.
+            let a =
+                unsafe { &*(&addr as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            Some(u16::from_be(a.sin6_port))
+        }
+        _ => None,
     }
 }
 
@@ -712,6 +799,19 @@ mod tests {
 
     fn topics() -> Topics {
         Topics::new("edgebench/v1", "dev").unwrap()
+    }
+
+    #[test]
+    fn finds_and_sets_nodelay_on_connections_to_a_port() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert!(!c.nodelay().unwrap());
+        assert_eq!(nodelay_to(port), 1);
+        assert!(c.nodelay().unwrap());
+        // The listener's accepted side has a different peer port: untouched.
+        let (a, _) = l.accept().unwrap();
+        assert!(!a.nodelay().unwrap());
     }
 
     #[test]
