@@ -8,7 +8,7 @@ ORT_OLD_VERSION ?= 1.19.2
 CARGO ?= cargo
 BIN := target/release/edgebench
 
-.PHONY: bench test deps models build check-fmt clean-models
+.PHONY: bench test deps models build clean-models bench-overhead
 
 bench: deps models build
 	$(BIN) run --sweep quick
@@ -18,7 +18,7 @@ deps:
 
 models:
 	scripts/install-deps.sh bench
-	models/setup-venv.sh >/dev/null
+	ORT_VERSION=$(ORT_VERSION) models/setup-venv.sh >/dev/null
 	.deps/venv/bin/python models/export.py --set quick --out models/build
 
 build:
@@ -28,7 +28,14 @@ test:
 	scripts/install-deps.sh test
 	scripts/fetch-onnxruntime.sh $(ORT_VERSION) .deps/onnxruntime
 	scripts/fetch-onnxruntime.sh $(ORT_OLD_VERSION) .deps/onnxruntime-$(ORT_OLD_VERSION)
+	scripts/fetch-tflite.sh .deps/tflite
 	scripts/test.sh
+
+# Harness overhead: edgebench's p50 against a minimal Python onnxruntime loop, same
+# library, same settings, alternating rounds (run it on a quiet machine).
+bench-overhead: deps models build
+	.deps/venv/bin/python bench/overhead.py --edgebench $(BIN) \
+	  --library .deps/onnxruntime/lib/libonnxruntime.so --models-dir models/build --rounds 6 --seconds 10
 
 clean-models:
 	rm -rf models/build

@@ -31,6 +31,10 @@ struct ConfigArg {
     /// Config file (default: /etc/edgebench/edgebench.toml when present).
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Override one config key, highest layer: `--set tensorrt.fp16=true`,
+    /// `--set cuda.device_id=1` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -69,6 +73,13 @@ enum Cmd {
     Report {
         /// JSON Lines results file.
         file: PathBuf,
+    },
+    /// Show the board, every telemetry probe found and its current readings.
+    Probe {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        args: edgebench::telemetry::cli::ProbeArgs,
     },
 }
 
@@ -123,7 +134,7 @@ fn main() -> ExitCode {
 }
 
 fn load_config(c: &ConfigArg) -> Result<Config> {
-    Ok(config::load(c.config.as_deref())?.0)
+    Ok(config::load_with_overrides(c.config.as_deref(), &c.set)?.0)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -131,7 +142,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Run(args) => cmd_run(args),
         Cmd::Models { config, json } => cmd_models(&load_config(&config)?, json),
         Cmd::CheckConfig { config } => {
-            let (cfg, sources) = config::load(config.config.as_deref())?;
+            let (cfg, sources) =
+                config::load_with_overrides(config.config.as_deref(), &config.set)?;
             let zoo = Zoo::load(&cfg);
             let mut notes = Vec::new();
             match &sources.file {
@@ -140,6 +152,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             if !sources.env_vars.is_empty() {
                 notes.push(format!("environment {}", sources.env_vars.join(", ")));
+            }
+            if !sources.sets.is_empty() {
+                notes.push(format!("--set {}", sources.sets.join(", ")));
             }
             // Sweeps must name models the zoo knows (when the manifest is readable).
             if let Ok(z) = &zoo {
@@ -168,7 +183,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Info { config, json } => cmd_info(&load_config(&config)?, json),
         Cmd::Daemon { config } => {
-            edgebench::daemon::run(config.config)?;
+            edgebench::daemon::run_with(config.config, config.set)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Probe { config, args } => {
+            let cfg = load_config(&config)?;
+            edgebench::telemetry::cli::probe_with(&args, &cfg.telemetry, &cfg.device)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Report { file } => {
@@ -270,6 +290,12 @@ fn cmd_run(a: RunArgs) -> Result<ExitCode> {
         delegate: a.delegate.clone(),
     };
     let plan = plan::build(&cfg, &zoo, &req)?;
+    if !plan.skipped.is_empty() {
+        eprintln!(
+            "note: no model variant for {}: skipped",
+            plan.skipped.join(", ")
+        );
+    }
     // A missing runtime library fails every configuration: say so once, up front.
     let mut backends: Vec<&str> = plan.configs.iter().map(|c| c.backend.as_str()).collect();
     backends.dedup();
@@ -423,18 +449,16 @@ fn cmd_info(cfg: &Config, json: bool) -> Result<ExitCode> {
         &cfg.device.rail_table,
     );
     info.insert("board".into(), tele.board().into());
-    for name in ["ort", "tflite"] {
-        match edgebench::backend::load(name, cfg) {
-            Ok(b) => {
-                info.insert(format!("{name}_runtime"), b.runtime().into());
-                info.insert(format!("{name}_version"), b.runtime_version().into());
-                info.insert(format!("{name}_providers"), b.providers().join(",").into());
-            }
-            Err(e) => {
-                info.insert(format!("{name}_error"), e.to_string().into());
-            }
-        }
+    let b = tele.board_info();
+    if let Some(m) = &b.model {
+        info.insert("board_model".into(), m.clone().into());
     }
+    if let Some(l) = &b.l4t {
+        info.insert("l4t".into(), l.clone().into());
+    }
+    info.insert("probes".into(), tele.probes_found().join(",").into());
+    info.extend(edgebench::backend::ort::probe_info(cfg));
+    info.extend(edgebench::backend::tflite::probe_info(cfg));
     if json {
         println!("{}", serde_json::Value::Object(info));
     } else {

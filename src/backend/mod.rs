@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod edgetpu;
 pub mod ort;
 pub mod tflite;
 
@@ -105,9 +106,7 @@ pub trait Session {
 pub fn load(name: &str, cfg: &crate::config::Config) -> Result<Box<dyn Backend>, BackendError> {
     match name {
         "ort" => Ok(Box::new(ort::OrtBackend::load(cfg)?)),
-        "tflite" => Err(BackendError::Library(
-            "the TensorFlow Lite backend is not available in this build".into(),
-        )),
+        "tflite" => Ok(Box::new(tflite::TfliteBackend::load(cfg)?)),
         other => Err(BackendError::Unsupported(format!(
             "unknown backend `{other}` (ort, tflite)"
         ))),

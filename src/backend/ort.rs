@@ -200,6 +200,28 @@ fn check_status(status: ort::sys::OrtStatusPtr) -> Result<(), String> {
     Err(msg)
 }
 
+/// What `edgebench info` and the daemon's `info` report about ONNX Runtime: flat
+/// string keys `ort_runtime`, `ort_version`, `ort_library`, `ort_providers`, or
+/// `ort_error`. Never fails.
+pub fn probe_info(cfg: &Config) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    match OrtBackend::load(cfg) {
+        Ok(b) => {
+            m.insert("ort_runtime".into(), "onnxruntime".into());
+            m.insert("ort_version".into(), b.runtime_version().into());
+            m.insert(
+                "ort_library".into(),
+                b.library_path().display().to_string().into(),
+            );
+            m.insert("ort_providers".into(), b.providers().join(",").into());
+        }
+        Err(e) => {
+            m.insert("ort_error".into(), e.to_string().into());
+        }
+    }
+    m
+}
+
 /// The ONNX Runtime backend. Cheap to clone the handle; the library is process-global.
 pub struct OrtBackend {
     loaded: &'static Loaded,

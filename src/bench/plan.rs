@@ -51,6 +51,10 @@ pub struct Plan {
     pub sweep_id: String,
     pub protocol: ProtocolConfig,
     pub configs: Vec<RunConfig>,
+    /// Combinations left out because the manifest has no variant at that precision
+    /// while other precisions were also asked for (e.g. `int8` of a detector), as
+    /// `model precision` labels.
+    pub skipped: Vec<String>,
 }
 
 /// Execution providers edgebench knows by name (ONNX Runtime).
@@ -114,9 +118,19 @@ pub fn build(cfg: &Config, zoo: &Zoo, req: &SweepRequest) -> Result<Plan> {
     protocol.validate(&format!("sweeps.{}", req.sweep))?;
 
     let mut configs = Vec::new();
+    let mut skipped = Vec::new();
     for model in &models {
+        // A precision the manifest lacks for this model fails its configurations only
+        // when it is the sole precision asked for; in a mixed list it is skipped (the
+        // study's INT8 variants exist for classifiers only).
+        let has = |p: &String| zoo.resolve(model, p).is_some();
+        let any_variant = precisions.iter().any(has);
         for precision in &precisions {
             let entry = zoo.resolve(model, precision).cloned();
+            if entry.is_none() && any_variant {
+                skipped.push(format!("{model} {precision}"));
+                continue;
+            }
             for ep in &eps {
                 for &t in &threads {
                     for &b in &batches {
@@ -142,6 +156,7 @@ pub fn build(cfg: &Config, zoo: &Zoo, req: &SweepRequest) -> Result<Plan> {
         sweep_id: new_sweep_id(),
         protocol,
         configs,
+        skipped,
     })
 }
 
@@ -275,6 +290,21 @@ input_shape = [-1, 3, 8, 8]
         };
         let p = build(&Config::default(), &z, &req).unwrap();
         assert!(p.configs.iter().all(|c| c.entry.is_none()));
+    }
+
+    #[test]
+    fn missing_variant_in_a_mixed_list_is_skipped() {
+        let (_d, z) = zoo();
+        let req = SweepRequest {
+            sweep: "quick".into(),
+            models: Some(vec!["a".into()]),
+            precisions: Some(vec!["fp32".into(), "int8".into()]),
+            batches: Some(vec![1]),
+            ..Default::default()
+        };
+        let p = build(&Config::default(), &z, &req).unwrap();
+        assert_eq!(p.configs.len(), 1);
+        assert_eq!(p.skipped, vec!["a int8".to_string()]);
     }
 
     #[test]

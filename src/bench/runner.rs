@@ -481,9 +481,7 @@ fn fill_telemetry(rec: &mut ResultRecord, t: &WindowSummary) {
     rec.energy_mj_per_sample = t.energy_mj_per_sample;
     rec.power_scope = t.power_scope.clone();
     rec.power_sample_hz = t.power_sample_hz;
-    if t.energy_mj_per_sample.is_some() {
-        rec.energy_method = Some("on-board estimate: trapezoid over monotonic time".into());
-    }
+    rec.energy_method = t.energy_method.clone();
 }
 
 /// Machine-readable warning flags, comma-separated (absent when none).

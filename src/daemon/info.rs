@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 use crate::bench::result::now_ms;
 use crate::config::Config;
 use crate::models::Zoo;
-use crate::telemetry::Telemetry;
 
 /// The retained `<p>/info` payload.
 pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String, Value> {
@@ -63,33 +62,27 @@ pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String
     m
 }
 
-/// The `<p>/telemetry` payload: a flat snapshot.
+/// The `<p>/telemetry` payload: the telemetry scrape (`Telemetry::snapshot`, flat)
+/// plus the daemon's own state.
 pub fn telemetry(
-    t: &Telemetry,
+    mut snapshot: Map<String, Value>,
     device_id: &str,
     state: &str,
     uptime_s: u64,
     unsent_bytes: u64,
 ) -> String {
-    let mut m = Map::new();
-    m.insert("ts".into(), now_ms().into());
-    m.insert("device_id".into(), device_id.into());
-    if let Some(c) = t.hottest_temp_c() {
-        m.insert("temp_c_max".into(), ((c * 10.0).round() / 10.0).into());
-    }
-    if let Some(kb) = meminfo_kb(Path::new("/proc/meminfo"), "MemAvailable:") {
-        m.insert("mem_available_mb".into(), (kb / 1024).into());
-    }
+    snapshot.entry("ts").or_insert_with(|| now_ms().into());
+    snapshot.insert("device_id".into(), device_id.into());
     if let Some(kb) = meminfo_kb(Path::new("/proc/self/status"), "VmRSS:") {
-        m.insert(
+        snapshot.insert(
             "daemon_rss_mb".into(),
             ((kb as f64 / 102.4).round() / 10.0).into(),
         );
     }
-    m.insert("sweep_state".into(), state.into());
-    m.insert("uptime_s".into(), uptime_s.into());
-    m.insert("unsent_bytes".into(), unsent_bytes.into());
-    Value::Object(m).to_string()
+    snapshot.insert("sweep_state".into(), state.into());
+    snapshot.insert("uptime_s".into(), uptime_s.into());
+    snapshot.insert("unsent_bytes".into(), unsent_bytes.into());
+    Value::Object(snapshot).to_string()
 }
 
 /// A `Key:   1234 kB` line of a /proc file, in kB.
@@ -106,6 +99,7 @@ fn meminfo_kb(path: &Path, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Telemetry;
 
     #[test]
     fn reads_proc_style_lines() {
@@ -124,7 +118,8 @@ mod tests {
     #[test]
     fn telemetry_is_flat() {
         let t = Telemetry::open(&Default::default(), "", "");
-        let v: Value = serde_json::from_str(&telemetry(&t, "dev", "idle", 5, 0)).unwrap();
+        let v: Value = serde_json::from_str(&telemetry(t.snapshot(), "dev", "idle", 5, 0)).unwrap();
+        assert!(v["ts"].as_i64().is_some());
         assert_eq!(v["device_id"], "dev");
         assert!(v
             .as_object()

@@ -49,9 +49,14 @@ const LINK_STOP_GRACE: Duration = Duration::from_secs(3);
 
 /// `edgebench daemon [--config FILE]`: runs until SIGTERM / SIGINT.
 pub fn run(config_path: Option<PathBuf>) -> Result<()> {
+    run_with(config_path, Vec::new())
+}
+
+/// [`run`] with `--set section.key=value` overrides (kept for SIGHUP reloads).
+pub fn run_with(config_path: Option<PathBuf>, sets: Vec<String>) -> Result<()> {
     service::init_logging();
     let notifier = Notifier::from_env();
-    let setup = match Setup::load(config_path.as_deref()) {
+    let setup = match Setup::load(config_path.as_deref(), &sets) {
         Ok(s) => s,
         Err(e) => {
             notifier.status(&format!("configuration error: {e:#}"));
@@ -67,7 +72,7 @@ pub fn run(config_path: Option<PathBuf>) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
-        let mut d = Daemon::new(setup, config_path, store, notifier, recovered);
+        let mut d = Daemon::new(setup, config_path, sets, store, notifier, recovered);
         d.run().await
     })
 }
@@ -88,8 +93,8 @@ struct Setup {
 impl Setup {
     /// Everything that can be checked before `READY=1`: config, device id, model zoo,
     /// the scheduled sweeps' plans, the timetable, broker credentials and TLS files.
-    fn load(path: Option<&Path>) -> Result<Setup> {
-        let (cfg, sources) = config::load(path)?;
+    fn load(path: Option<&Path>, sets: &[String]) -> Result<Setup> {
+        let (cfg, sources) = config::load_with_overrides(path, sets)?;
         let device_id = cfg.device_id();
         config::validate_device_id(&device_id).context("device.id")?;
         let topics = Topics::new(&cfg.mqtt.topic_prefix, &device_id).context("device.id")?;
@@ -300,9 +305,10 @@ struct Active {
 struct Daemon {
     setup: Setup,
     config_path: Option<PathBuf>,
+    sets: Vec<String>,
     store: Arc<Store>,
     notifier: Notifier,
-    telemetry: Telemetry,
+    telemetry: Arc<Telemetry>,
     board: String,
     link: Option<LinkHandle>,
     from_link: Option<mpsc::Receiver<FromLink>>,
@@ -323,16 +329,17 @@ impl Daemon {
     fn new(
         setup: Setup,
         config_path: Option<PathBuf>,
+        sets: Vec<String>,
         store: Arc<Store>,
         notifier: Notifier,
         recovered: Option<SweepState>,
     ) -> Daemon {
         let (sweep_tx, sweep_rx) = mpsc::unbounded_channel();
-        let telemetry = Telemetry::open(
+        let telemetry = Arc::new(Telemetry::open(
             &setup.cfg.telemetry,
             &setup.cfg.device.board,
             &setup.cfg.device.rail_table,
-        );
+        ));
         let board = telemetry.board().to_string();
         let depth = setup.cfg.commands.queue_depth as usize;
         let started = Instant::now();
@@ -340,6 +347,7 @@ impl Daemon {
             .then(|| started + Duration::from_secs_f64(setup.cfg.schedule.boot_delay_s));
         let mut d = Daemon {
             config_path,
+            sets,
             store,
             notifier,
             telemetry,
@@ -407,7 +415,7 @@ impl Daemon {
                         self.submit_scheduled(Origin::Timetable, &name).await;
                     }
                 }
-                _ = tick_opt(&mut telemetry_tick) => self.publish_telemetry(),
+                _ = tick_opt(&mut telemetry_tick) => self.publish_telemetry().await,
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     if self.healthy(watchdog.unwrap_or_default()) {
                         self.notifier.watchdog();
@@ -496,20 +504,29 @@ impl Daemon {
         self.notifier.status(&self.status_text());
     }
 
-    fn publish_telemetry(&self) {
+    /// One telemetry scrape (sysfs reads, off the runtime), published at QoS 0.
+    async fn publish_telemetry(&self) {
         let Some(l) = &self.link else { return };
         if !self.connected {
             return;
         }
+        let t = self.telemetry.clone();
+        let snapshot = match tokio::task::spawn_blocking(move || t.snapshot()).await {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("telemetry scrape failed: {e}");
+                return;
+            }
+        };
         let st = self.store.stats();
         let payload = info::telemetry(
-            &self.telemetry,
+            snapshot,
             &self.setup.device_id,
             &self.state.state,
             self.started.elapsed().as_secs(),
             st.end - st.cursor,
         );
-        // QoS 0 and best effort: dropped rather than queued when the link is busy.
+        // Best effort: dropped rather than queued when the link is busy.
         let _ = l.tx.try_send(ToLink::Publish(Outbound::new(
             self.setup.topics.telemetry(),
             payload,
@@ -973,7 +990,7 @@ impl Daemon {
     async fn reload(&mut self) {
         self.notifier.reloading();
         log::info!("SIGHUP: reloading the configuration");
-        match Setup::load(self.config_path.as_deref()) {
+        match Setup::load(self.config_path.as_deref(), &self.sets) {
             Ok(new) => {
                 let link_changed = new.link_fingerprint() != self.setup.link_fingerprint();
                 if new.store_dir != self.setup.store_dir {

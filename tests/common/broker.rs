@@ -403,6 +403,10 @@ impl DaemonProc {
             .open(log)
             .expect("daemon log file");
         let mut c = Command::new(env!("CARGO_BIN_EXE_edgebench"));
+        // Run where the config is, so nothing is found relative to the repository.
+        if let Some(dir) = config.parent() {
+            c.current_dir(dir);
+        }
         c.arg("daemon")
             .arg("--config")
             .arg(config)
