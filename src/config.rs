@@ -411,6 +411,8 @@ pub struct CommandsConfig {
     pub max_payload_bytes: usize,
     /// Most batch sizes in one command.
     pub max_batches: usize,
+    /// Largest batch size a command may ask for.
+    pub max_batch: u32,
 }
 
 impl Default for CommandsConfig {
@@ -419,6 +421,7 @@ impl Default for CommandsConfig {
             queue_depth: 2,
             max_payload_bytes: 16 * 1024,
             max_batches: 16,
+            max_batch: 256,
         }
     }
 }

@@ -7,8 +7,11 @@
 pub mod backend;
 pub mod bench;
 pub mod config;
+pub mod daemon;
 pub mod models;
+pub mod mqtt;
 pub mod report;
+pub mod store;
 pub mod telemetry;
 
 /// Version of this build, recorded in every result.

@@ -63,6 +63,12 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run as a service: sweeps on boot, on a timetable or on MQTT commands; results,
+    /// progress and telemetry published over MQTT (systemd `Type=notify`).
+    Daemon {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Print the table of a results file written by `run`.
     Report {
         /// JSON Lines results file.
@@ -176,6 +182,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Info { config, json } => cmd_info(&load_config(&config)?, json),
+        Cmd::Daemon { config } => {
+            edgebench::daemon::run_with(config.config, config.set)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Probe { config, args } => {
             let cfg = load_config(&config)?;
             edgebench::telemetry::cli::probe_with(&args, &cfg.telemetry, &cfg.device)?;
