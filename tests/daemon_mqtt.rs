@@ -509,6 +509,17 @@ fn mqtt5_response_topic_and_correlation_data_are_honoured() {
         .wait_for("/info", T, |m| m.retained)
         .expect("retained info");
     assert!(info.json()["models"].as_str().unwrap().contains("tiny_cnn"));
+    // Runtimes found, their versions and usable providers (issue: info lists them).
+    assert!(
+        info.json()["ort_version"].as_str().is_some(),
+        "{}",
+        info.json()
+    );
+    assert!(info.json()["ort_providers"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .any(|p| p == "cpu"));
 
     // A response topic that is a command topic is not used (no reply loops).
     publish(

@@ -62,6 +62,69 @@ pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String
     m
 }
 
+/// Runtimes found, their versions and the providers / delegates usable here, learned
+/// from a short-lived `edgebench info --json` child process, so the idle daemon never
+/// maps ONNX Runtime or TensorFlow Lite itself. Keys: `ort_*`, `tflite_*`,
+/// `edgetpu_*`, `probes`; on failure `runtimes_error`.
+pub fn runtimes(config_path: Option<&Path>, sets: &[String]) -> Map<String, Value> {
+    let mut m = Map::new();
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            m.insert(
+                "runtimes_error".into(),
+                format!("cannot find own executable: {e}").into(),
+            );
+            return m;
+        }
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("info").arg("--json");
+    if let Some(p) = config_path {
+        cmd.arg("--config").arg(p);
+    }
+    for s in sets {
+        cmd.arg("--set").arg(s);
+    }
+    match cmd.stdin(std::process::Stdio::null()).output() {
+        Ok(o) if o.status.success() => {
+            match serde_json::from_slice::<Map<String, Value>>(&o.stdout) {
+                Ok(all) => {
+                    for (k, v) in all {
+                        if k.starts_with("ort_")
+                            || k.starts_with("tflite_")
+                            || k.starts_with("edgetpu_")
+                            || k == "probes"
+                        {
+                            m.insert(k, v);
+                        }
+                    }
+                }
+                Err(e) => {
+                    m.insert(
+                        "runtimes_error".into(),
+                        format!("unreadable `edgebench info` output: {e}").into(),
+                    );
+                }
+            }
+        }
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
+            m.insert(
+                "runtimes_error".into(),
+                format!("`edgebench info` failed: {err}").into(),
+            );
+        }
+        Err(e) => {
+            m.insert(
+                "runtimes_error".into(),
+                format!("cannot run `edgebench info`: {e}").into(),
+            );
+        }
+    }
+    m
+}
+
 /// The `<p>/telemetry` payload: the telemetry scrape (`Telemetry::snapshot`, flat)
 /// plus the daemon's own state.
 pub fn telemetry(

@@ -310,6 +310,8 @@ struct Daemon {
     notifier: Notifier,
     telemetry: Arc<Telemetry>,
     board: String,
+    /// Runtimes and providers (from a child `edgebench info`), part of `info`.
+    runtimes: serde_json::Map<String, serde_json::Value>,
     link: Option<LinkHandle>,
     from_link: Option<mpsc::Receiver<FromLink>>,
     connected: bool,
@@ -326,6 +328,18 @@ struct Daemon {
 }
 
 impl Daemon {
+    /// The retained `info` payload: board, versions, models, sweeps, runtimes.
+    fn info_payload(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = info::info(
+            &self.setup.cfg,
+            &self.setup.zoo,
+            &self.setup.device_id,
+            &self.board,
+        );
+        m.extend(self.runtimes.clone());
+        m
+    }
+
     fn new(
         setup: Setup,
         config_path: Option<PathBuf>,
@@ -345,6 +359,7 @@ impl Daemon {
         let started = Instant::now();
         let boot_at = (!setup.cfg.schedule.on_boot.is_empty())
             .then(|| started + Duration::from_secs_f64(setup.cfg.schedule.boot_delay_s));
+        let runtimes = info::runtimes(config_path.as_deref(), &sets);
         let mut d = Daemon {
             config_path,
             sets,
@@ -352,6 +367,7 @@ impl Daemon {
             notifier,
             telemetry,
             board,
+            runtimes,
             link: None,
             from_link: None,
             connected: false,
@@ -465,12 +481,7 @@ impl Daemon {
             self.store.clone(),
             seed,
         );
-        let info = info::info(
-            &self.setup.cfg,
-            &self.setup.zoo,
-            &self.setup.device_id,
-            &self.board,
-        );
+        let info = self.info_payload();
         let _ = handle.tx.try_send(ToLink::Retained(Outbound::new(
             self.setup.topics.info(),
             serde_json::Value::Object(info).to_string(),
@@ -807,12 +818,7 @@ impl Daemon {
     }
 
     async fn info_reply(&self, rid: &str) -> Reply {
-        let info = info::info(
-            &self.setup.cfg,
-            &self.setup.zoo,
-            &self.setup.device_id,
-            &self.board,
-        );
+        let info = self.info_payload();
         self.to_link(ToLink::Retained(Outbound::new(
             self.setup.topics.info(),
             serde_json::Value::Object(info.clone()).to_string(),
@@ -1004,6 +1010,7 @@ impl Daemon {
                 self.sched.set_depth(new.cfg.commands.queue_depth as usize);
                 let old_on_boot = self.setup.cfg.schedule.on_boot.clone();
                 self.setup = new;
+                self.runtimes = info::runtimes(self.config_path.as_deref(), &self.sets);
                 if self.setup.cfg.schedule.on_boot != old_on_boot && self.boot_at.is_some() {
                     self.boot_at = (!self.setup.cfg.schedule.on_boot.is_empty()).then(|| {
                         self.started + Duration::from_secs_f64(self.setup.cfg.schedule.boot_delay_s)
@@ -1018,12 +1025,7 @@ impl Daemon {
                     self.connected = false;
                     self.start_link();
                 } else {
-                    let info = info::info(
-                        &self.setup.cfg,
-                        &self.setup.zoo,
-                        &self.setup.device_id,
-                        &self.board,
-                    );
+                    let info = self.info_payload();
                     self.to_link(ToLink::Retained(Outbound::new(
                         self.setup.topics.info(),
                         serde_json::Value::Object(info).to_string(),
