@@ -73,7 +73,7 @@ if [ -n "$out" ] || ! grep -q '^edgebench:' "$root/etc/passwd"; then
 else
     echo "ok   sysusers.d creates user edgebench"
 fi
-out=$(systemd-tmpfiles --root="$root" --create "$PWD/systemd/edgebench.tmpfiles" 2>&1 || echo "exit status $?")
+out=$(systemd-tmpfiles --root="$root" --create "$PWD/systemd/edgebench.tmpfile" 2>&1 || echo "exit status $?")
 if [ -n "$out" ] || [ ! -d "$root/var/lib/edgebench" ] || [ ! -d "$root/var/cache/edgebench" ]; then
     echo "FAIL: systemd-tmpfiles: ${out:-directories missing}"
     fail=1

@@ -102,7 +102,7 @@ do_install:append() {
 
     install -d ${D}${nonarch_libdir}/sysusers.d ${D}${nonarch_libdir}/tmpfiles.d
     install -m 0644 ${S}/systemd/edgebench.sysusers ${D}${nonarch_libdir}/sysusers.d/edgebench.conf
-    install -m 0644 ${S}/systemd/edgebench.tmpfiles ${D}${nonarch_libdir}/tmpfiles.d/edgebench.conf
+    install -m 0644 ${S}/systemd/edgebench.tmpfile ${D}${nonarch_libdir}/tmpfiles.d/edgebench.conf
 }
 
 FILES:${PN} += "${systemd_system_unitdir}/edgebench.service.d \
