@@ -81,6 +81,16 @@ if [ "$ZIGBUILD" = 1 ] && [ -n "$glibc" ] &&
     fail=1
 fi
 
+# The release binary runs (under qemu-user).
+got=$(qemu-aarch64 -L /usr/aarch64-linux-gnu "$bin" --version 2>&1) || true
+want="edgebench $(python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["package"]["version"])')"
+if [ "$got" = "$want" ]; then
+    echo "ok   qemu-aarch64 $bin --version: $got"
+else
+    echo "FAIL: qemu-aarch64 $bin --version printed '$got', expected '$want'"
+    fail=1
+fi
+
 # Unit tests under qemu-user.
 t0=$(date +%s)
 if cargo test --locked --lib --target "$TARGET"; then

@@ -36,10 +36,14 @@ deb=target/debian/edgebench_${version}_amd64.deb
 echo "ok   built $deb ($(du -k "$deb" | cut -f1) KiB) in $(( $(date +%s) - t0 )) s"
 
 if [ -x target/aarch64-unknown-linux-gnu/release/edgebench ]; then
-    cargo deb --quiet --no-build --no-strip --target aarch64-unknown-linux-gnu
+    # The glibc228 variant states the binary's real glibc need (check-aarch64.sh checks it).
+    cargo deb --quiet --no-build --no-strip --variant glibc228 --target aarch64-unknown-linux-gnu
     arm=target/aarch64-unknown-linux-gnu/debian/edgebench_${version}_arm64.deb
-    if [ -f "$arm" ]; then
-        echo "ok   built $arm ($(du -k "$arm" | cut -f1) KiB); $(dpkg-deb -f "$arm" Depends)"
+    if [ -f "$arm" ] && dpkg-deb -f "$arm" Depends | grep -q 'libc6 (>= 2.28)'; then
+        echo "ok   built $arm ($(du -k "$arm" | cut -f1) KiB); Depends: $(dpkg-deb -f "$arm" Depends)"
+    elif [ -f "$arm" ]; then
+        echo "FAIL: $arm Depends: $(dpkg-deb -f "$arm" Depends)"
+        fail=1
     else
         echo "FAIL: no $arm"
         fail=1
@@ -114,6 +118,26 @@ if [ -z "$out" ]; then
 else
     echo "FAIL: systemd-analyze verify /usr/lib/systemd/system/edgebench.service:"
     echo "$out"
+    fail=1
+fi
+
+# board-setup links drop-ins into /etc and adds the user to the device groups.
+if /usr/libexec/edgebench/board-setup rpi coral-usb >/dev/null &&
+    [ -L /etc/systemd/system/edgebench.service.d/10-rpi.conf ] &&
+    [ -L /etc/systemd/system/edgebench.service.d/10-coral-usb.conf ]; then
+    out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench.service 2>&1) || true
+    level=$(systemd-analyze security --offline=true /usr/lib/systemd/system/edgebench.service 2>&1 |
+        sed -n 's/.*Overall exposure level for edgebench.service: \([0-9.]*\).*/\1/p')
+    if [ -n "$out" ]; then
+        echo "FAIL: systemd-analyze verify with board-setup's drop-ins:"
+        echo "$out"
+        fail=1
+    else
+        echo "ok   board-setup rpi coral-usb: drop-ins linked, verify clean, exposure $level, groups: $(id -nG edgebench)"
+    fi
+    /usr/libexec/edgebench/board-setup --none >/dev/null
+else
+    echo "FAIL: board-setup rpi coral-usb did not link the drop-ins"
     fail=1
 fi
 
