@@ -302,6 +302,10 @@ pub struct TelemetryConfig {
     pub freq_drop_fraction: f64,
     /// Disable telemetry entirely.
     pub enabled: bool,
+    /// Read the Raspberry Pi firmware's throttle bits from the deprecated
+    /// `soc:firmware/get_throttled` file (newer Pi kernels log a one-time warning on
+    /// the first read). Off: under-voltage from hwmon `rpi_volt` only.
+    pub rpi_get_throttled: bool,
 }
 
 impl Default for TelemetryConfig {
@@ -311,6 +315,7 @@ impl Default for TelemetryConfig {
             rate_hz: 10.0,
             freq_drop_fraction: 0.10,
             enabled: true,
+            rpi_get_throttled: true,
         }
     }
 }
@@ -496,7 +501,17 @@ impl Default for SweepConfig {
 impl Default for Config {
     fn default() -> Self {
         let mut sweeps = BTreeMap::new();
-        sweeps.insert("quick".to_string(), SweepConfig::default());
+        // `quick` must finish in minutes on a 2-core desk machine: fewer, shorter runs.
+        sweeps.insert(
+            "quick".to_string(),
+            SweepConfig {
+                warmup_runs: Some(3),
+                min_runs: Some(20),
+                min_s: Some(2.0),
+                max_s: Some(10.0),
+                ..SweepConfig::default()
+            },
+        );
         sweeps.insert(
             "paper".to_string(),
             SweepConfig {
@@ -532,18 +547,34 @@ impl Default for Config {
 pub struct Sources {
     pub file: Option<PathBuf>,
     pub env_vars: Vec<String>,
+    /// `--set` overrides given on the command line.
+    pub sets: Vec<String>,
 }
 
 /// Loads the layered configuration. `file`: an explicit `--config` (must exist);
 /// `None` reads [`SYSTEM_CONFIG`] when present.
 pub fn load(file: Option<&Path>) -> Result<(Config, Sources)> {
-    load_with_env(file, std::env::vars())
+    load_layers(file, std::env::vars(), &[])
+}
+
+/// [`load`] plus `--set section.key=value` overrides from the command line, the
+/// highest layer.
+pub fn load_with_overrides(file: Option<&Path>, sets: &[String]) -> Result<(Config, Sources)> {
+    load_layers(file, std::env::vars(), sets)
 }
 
 /// [`load`] with the environment given (tests pass their own).
 pub fn load_with_env(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(Config, Sources)> {
+    load_layers(file, env, &[])
+}
+
+fn load_layers(
+    file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    sets: &[String],
 ) -> Result<(Config, Sources)> {
     let mut sources = Sources::default();
     let mut builder = config::Config::builder();
@@ -582,16 +613,21 @@ pub fn load_with_env(
         if path.iter().any(|s| s.is_empty()) {
             bail!("environment variable {k}: empty key segment");
         }
-        let value = env_value(v);
-        let mut layer = value.clone();
-        for seg in path.iter().rev() {
-            let mut t = toml::map::Map::new();
-            t.insert(seg.clone(), layer);
-            layer = toml::Value::Table(t);
-        }
-        check_layer(&layer, &format!("environment variable {k}"))?;
-        builder = builder.set_override(path.join("."), toml_to_config(&value))?;
+        builder = override_layer(builder, &path, v, &format!("environment variable {k}"))?;
         sources.env_vars.push(k.clone());
+    }
+
+    // Command line: --set section.key=value.
+    for s in sets {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s}: expected section.key=value"))?;
+        let path: Vec<String> = k.trim().split('.').map(|p| p.trim().to_string()).collect();
+        if path.iter().any(|p| p.is_empty()) {
+            bail!("--set {s}: empty key segment");
+        }
+        builder = override_layer(builder, &path, v.trim(), &format!("--set {s}"))?;
+        sources.sets.push(s.clone());
     }
 
     let merged: Config = builder
@@ -601,6 +637,24 @@ pub fn load_with_env(
         .context("invalid configuration")?;
     merged.validate()?;
     Ok((merged, sources))
+}
+
+/// Checks one `path = value` override alone (so errors name `source`) and adds it.
+fn override_layer(
+    builder: config::ConfigBuilder<config::builder::DefaultState>,
+    path: &[String],
+    raw: &str,
+    source: &str,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>> {
+    let value = env_value(raw);
+    let mut layer = value.clone();
+    for seg in path.iter().rev() {
+        let mut t = toml::map::Map::new();
+        t.insert(seg.clone(), layer);
+        layer = toml::Value::Table(t);
+    }
+    check_layer(&layer, source)?;
+    Ok(builder.set_override(path.join("."), toml_to_config(&value))?)
 }
 
 /// Environment values are TOML when they parse as a TOML value (numbers, booleans,
@@ -688,6 +742,8 @@ impl Config {
         if !(0.0..1.0).contains(&self.telemetry.freq_drop_fraction) {
             bail!("telemetry.freq_drop_fraction must be in [0, 1)");
         }
+        crate::backend::edgetpu::DeviceSelector::parse(&self.tflite.edgetpu_device)
+            .map_err(anyhow::Error::msg)?;
         match self.onnxruntime.graph_optimization.as_str() {
             "disable" | "basic" | "extended" | "all" => {}
             other => bail!(
@@ -933,6 +989,28 @@ mod tests {
         let p = write(&d, "[mqtt]\nport = \"high\"\n");
         let e = format!("{:#}", load_with_env(Some(&p), vec![]).unwrap_err());
         assert!(e.contains(&p.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn command_line_sets_win_and_are_checked() {
+        let (c, s) = load_layers(
+            None,
+            vec![("EDGEBENCH__CUDA__DEVICE_ID".into(), "1".into())],
+            &["cuda.device_id=2".into(), "tensorrt.fp16=true".into()],
+        )
+        .unwrap();
+        assert_eq!(c.cuda.device_id, 2);
+        assert!(c.tensorrt.fp16);
+        assert_eq!(s.sets.len(), 2);
+        let e = format!(
+            "{:#}",
+            load_layers(None, vec![], &["cuda.devic_id=2".into()]).unwrap_err()
+        );
+        assert!(
+            e.contains("--set cuda.devic_id=2") && e.contains("cuda.devic_id"),
+            "{e}"
+        );
+        assert!(load_layers(None, vec![], &["nokey".into()]).is_err());
     }
 
     #[test]

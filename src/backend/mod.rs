@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod edgetpu;
 pub mod ort;
 pub mod tflite;
 
@@ -91,9 +92,25 @@ pub trait Session {
     fn extra_fields(&self) -> Vec<(String, serde_json::Value)> {
         Vec::new()
     }
+    /// Duration of the first inference when `open` already ran it (ms); None when the
+    /// runner should run and time it.
+    fn first_run_ms(&self) -> Option<f64> {
+        None
+    }
     /// One batch: one call (native) or `batch` calls (sequential). Must not allocate
     /// beyond what the runtime itself does.
     fn run(&mut self) -> Result<(), BackendError>;
+}
+
+/// Loads a backend by name (`ort`, `tflite`).
+pub fn load(name: &str, cfg: &crate::config::Config) -> Result<Box<dyn Backend>, BackendError> {
+    match name {
+        "ort" => Ok(Box::new(ort::OrtBackend::load(cfg)?)),
+        "tflite" => Ok(Box::new(tflite::TfliteBackend::load(cfg)?)),
+        other => Err(BackendError::Unsupported(format!(
+            "unknown backend `{other}` (ort, tflite)"
+        ))),
+    }
 }
 
 /// Seeded input data: uniform in [-1, 1) for floats, full range for integer types.

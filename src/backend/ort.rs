@@ -1,1 +1,641 @@
-//! ONNX Runtime backend.
+//! ONNX Runtime backend through the `ort` crate, library loaded at run time.
+//!
+//! Library search order (DESIGN.md section 9): `[onnxruntime] library`, then
+//! `ORT_DYLIB_PATH`, then the system library paths, then the project-local copy
+//! fetched for development (`.deps/onnxruntime/lib`). ONNX Runtime is process-global:
+//! it is loaded once, on first use, and stays loaded.
+//!
+//! The timed call is `RunWithBinding` on an IoBinding whose input and outputs were
+//! allocated before timing, so a run allocates nothing on our side.
+
+use std::ffi::CStr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::ep;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{IoBinding, Session as OrtSession};
+use ort::value::{DynTensor, Tensor, ValueType};
+use ort::AsPointer;
+
+use super::{
+    resolve_shape, seeded_f32, seeded_u8, Backend, BackendError, BatchMode, Session, SessionSpec,
+};
+use crate::config::Config;
+
+/// Short provider names and ONNX Runtime's identifiers.
+pub const PROVIDERS: &[(&str, &str)] = &[
+    ("cpu", "CPUExecutionProvider"),
+    ("cuda", "CUDAExecutionProvider"),
+    ("tensorrt", "TensorrtExecutionProvider"),
+    ("xnnpack", "XnnpackExecutionProvider"),
+    ("openvino", "OpenVINOExecutionProvider"),
+    ("acl", "ACLExecutionProvider"),
+    ("armnn", "ArmNNExecutionProvider"),
+    ("coreml", "CoreMLExecutionProvider"),
+    ("rocm", "ROCMExecutionProvider"),
+    ("qnn", "QNNExecutionProvider"),
+    ("nnapi", "NnapiExecutionProvider"),
+    ("dnnl", "DnnlExecutionProvider"),
+];
+
+/// ONNX Runtime's identifier for a short name.
+pub fn provider_id(short: &str) -> Option<&'static str> {
+    PROVIDERS
+        .iter()
+        .find(|(s, _)| *s == short)
+        .map(|(_, id)| *id)
+}
+
+fn short_name(id: &str) -> String {
+    PROVIDERS
+        .iter()
+        .find(|(_, i)| *i == id)
+        .map(|(s, _)| s.to_string())
+        .unwrap_or_else(|| {
+            id.trim_end_matches("ExecutionProvider")
+                .to_ascii_lowercase()
+        })
+}
+
+/// Where the library was looked for, in order, for error messages.
+pub fn library_candidates(cfg: &Config) -> Vec<(String, PathBuf)> {
+    let mut c = Vec::new();
+    if !cfg.onnxruntime.library.is_empty() {
+        // An explicit path is the only candidate: silently using another would mislead.
+        c.push((
+            "[onnxruntime] library".into(),
+            PathBuf::from(&cfg.onnxruntime.library),
+        ));
+        return c;
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        c.push(("ORT_DYLIB_PATH".into(), PathBuf::from(p)));
+    }
+    let multiarch = match std::env::consts::ARCH {
+        "x86_64" => "x86_64-linux-gnu",
+        "aarch64" => "aarch64-linux-gnu",
+        "arm" => "arm-linux-gnueabihf",
+        other => other,
+    };
+    for dir in [
+        "/usr/lib".to_string(),
+        format!("/usr/lib/{multiarch}"),
+        "/usr/local/lib".to_string(),
+    ] {
+        for name in ["libonnxruntime.so", "libonnxruntime.so.1"] {
+            c.push(("system library path".into(), Path::new(&dir).join(name)));
+        }
+    }
+    let mut local = vec![PathBuf::from(".deps/onnxruntime/lib/libonnxruntime.so")];
+    // Also next to a development build (target/<profile>/edgebench -> repository root).
+    if let Ok(exe) = std::env::current_exe() {
+        for anc in exe.ancestors().skip(1).take(4) {
+            local.push(anc.join(".deps/onnxruntime/lib/libonnxruntime.so"));
+        }
+    }
+    for p in local {
+        c.push(("project-local copy".into(), p));
+    }
+    c
+}
+
+struct Loaded {
+    env: Environment,
+    path: PathBuf,
+    version: String,
+    providers: Vec<String>,
+}
+
+static LOADED: OnceLock<Result<Loaded, String>> = OnceLock::new();
+
+fn load_once(cfg: &Config) -> Result<&'static Loaded, BackendError> {
+    LOADED
+        .get_or_init(|| {
+            let cands = library_candidates(cfg);
+            let path = cands.iter().map(|(_, p)| p).find(|p| p.is_file()).cloned();
+            let Some(path) = path else {
+                let tried: Vec<String> =
+                    cands.iter().map(|(why, p)| format!("{} ({why})", p.display())).collect();
+                return Err(format!(
+                    "ONNX Runtime library not found; looked for: {}. Set [onnxruntime] library or ORT_DYLIB_PATH, or run `make deps`",
+                    tried.join(", ")
+                ));
+            };
+            let builder = ort::init_from(&path).map_err(|e| {
+                format!("cannot load ONNX Runtime from {}: {e} (edgebench needs ONNX Runtime 1.{} or newer)", path.display(), ort::MINOR_VERSION)
+            })?;
+            let env = builder
+                .with_name("edgebench")
+                .with_telemetry(false)
+                .build()
+                .map_err(|e| format!("cannot create an ONNX Runtime environment from {}: {e}", path.display()))?;
+            let version = runtime_version_string(&path);
+            let providers = available_providers().map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(Loaded { env, path, version, providers })
+        })
+        .as_ref()
+        .map_err(|e| BackendError::Library(e.clone()))
+}
+
+/// `OrtGetApiBase()->GetVersionString()` of the library at `path` (already loaded by
+/// `ort`, so dlopen returns the same handle).
+fn runtime_version_string(path: &Path) -> String {
+    type GetApiBase = unsafe extern "C" fn() -> *const ort::sys::OrtApiBase;
+    // SAFETY: the library is already loaded and initialised by ort::init_from.
+    unsafe {
+        let Ok(lib) = libloading::Library::new(path) else {
+            return "unknown".into();
+        };
+        let Ok(get) = lib.get::<GetApiBase>(b"OrtGetApiBase") else {
+            return "unknown".into();
+        };
+        let base = get();
+        if base.is_null() {
+            return "unknown".into();
+        }
+        let v = ((*base).GetVersionString)();
+        let s = CStr::from_ptr(v).to_string_lossy().into_owned();
+        // Keep the library loaded for the life of the process, as ort does.
+        std::mem::forget(lib);
+        s
+    }
+}
+
+fn available_providers() -> Result<Vec<String>, String> {
+    let api = ort::api();
+    let mut list: *mut *mut std::ffi::c_char = std::ptr::null_mut();
+    let mut n: std::ffi::c_int = 0;
+    // SAFETY: plain C API call with out-pointers; released below.
+    let status = unsafe { (api.GetAvailableProviders)(&mut list, &mut n) };
+    check_status(status)?;
+    let mut out = Vec::new();
+    for i in 0..n.max(0) as usize {
+        // SAFETY: ORT returned `n` valid C strings.
+        let s = unsafe { CStr::from_ptr(*list.add(i)) };
+        out.push(short_name(&s.to_string_lossy()));
+    }
+    // SAFETY: releasing what GetAvailableProviders allocated.
+    let status = unsafe { (api.ReleaseAvailableProviders)(list, n) };
+    check_status(status)?;
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn check_status(status: ort::sys::OrtStatusPtr) -> Result<(), String> {
+    if status.0.is_null() {
+        return Ok(());
+    }
+    let api = ort::api();
+    // SAFETY: status is a valid OrtStatus; we copy its message and release it.
+    let msg = unsafe {
+        CStr::from_ptr((api.GetErrorMessage)(status.0))
+            .to_string_lossy()
+            .into_owned()
+    };
+    unsafe { (api.ReleaseStatus)(status.0) };
+    Err(msg)
+}
+
+/// What `edgebench info` and the daemon's `info` report about ONNX Runtime: flat
+/// string keys `ort_runtime`, `ort_version`, `ort_library`, `ort_providers`, or
+/// `ort_error`. Never fails.
+pub fn probe_info(cfg: &Config) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    match OrtBackend::load(cfg) {
+        Ok(b) => {
+            m.insert("ort_runtime".into(), "onnxruntime".into());
+            m.insert("ort_version".into(), b.runtime_version().into());
+            m.insert(
+                "ort_library".into(),
+                b.library_path().display().to_string().into(),
+            );
+            m.insert("ort_providers".into(), b.providers().join(",").into());
+        }
+        Err(e) => {
+            m.insert("ort_error".into(), e.to_string().into());
+        }
+    }
+    m
+}
+
+/// The ONNX Runtime backend. Cheap to clone the handle; the library is process-global.
+pub struct OrtBackend {
+    loaded: &'static Loaded,
+    cfg: Config,
+}
+
+impl OrtBackend {
+    /// Loads the library (once per process) and lists its providers.
+    pub fn load(cfg: &Config) -> Result<OrtBackend, BackendError> {
+        let loaded = load_once(cfg)?;
+        Ok(OrtBackend {
+            loaded,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Path of the loaded library.
+    pub fn library_path(&self) -> &Path {
+        &self.loaded.path
+    }
+
+    fn trt_cache_dir(&self) -> PathBuf {
+        if !self.cfg.tensorrt.engine_cache_dir.is_empty() {
+            PathBuf::from(&self.cfg.tensorrt.engine_cache_dir)
+        } else {
+            self.cfg.store_dir().join("trt-cache")
+        }
+    }
+
+    /// The providers to register for `ep` with their options from the config.
+    fn dispatch(
+        &self,
+        short: &str,
+        precision: &str,
+    ) -> Result<Vec<ep::ExecutionProviderDispatch>, BackendError> {
+        let c = &self.cfg;
+        let algo = match c.cuda.cudnn_conv_algo_search.as_str() {
+            "heuristic" => ep::cuda::ConvAlgorithmSearch::Heuristic,
+            "default" => ep::cuda::ConvAlgorithmSearch::Default,
+            _ => ep::cuda::ConvAlgorithmSearch::Exhaustive,
+        };
+        let mut cuda = ep::CUDA::default()
+            .with_device_id(c.cuda.device_id as i32)
+            .with_conv_algorithm_search(algo);
+        if c.cuda.mem_limit_mb > 0 {
+            cuda = cuda.with_memory_limit((c.cuda.mem_limit_mb * 1024 * 1024) as usize);
+        }
+        Ok(match short {
+            "cpu" => vec![],
+            "cuda" => vec![cuda.build().error_on_failure()],
+            "tensorrt" => {
+                let cache = self.trt_cache_dir();
+                let mut trt = ep::TensorRT::default()
+                    .with_device_id(c.tensorrt.device_id as i32)
+                    .with_fp16(c.tensorrt.fp16 || precision == "fp16")
+                    .with_int8(c.tensorrt.int8 || precision == "int8")
+                    .with_max_workspace_size((c.tensorrt.workspace_mb * 1024 * 1024) as usize)
+                    .with_engine_cache(true)
+                    .with_engine_cache_path(cache.display())
+                    .with_timing_cache(true)
+                    .with_timing_cache_path(cache.display());
+                if c.tensorrt.dla_core >= 0 {
+                    trt = trt.with_dla(true).with_dla_core(c.tensorrt.dla_core as u32);
+                }
+                // Nodes TensorRT cannot take run on CUDA, not on the CPU.
+                vec![
+                    trt.build().error_on_failure(),
+                    cuda.build().error_on_failure(),
+                ]
+            }
+            "xnnpack" => {
+                let mut x = ep::XNNPACK::default();
+                if let Some(n) = std::num::NonZeroUsize::new(c.xnnpack.threads as usize) {
+                    x = x.with_intra_op_num_threads(n);
+                }
+                vec![x.build().error_on_failure()]
+            }
+            "acl" => vec![ep::ACL::default()
+                .with_fast_math(c.acl.fast_math)
+                .build()
+                .error_on_failure()],
+            "openvino" => vec![ep::OpenVINO::default().build().error_on_failure()],
+            other => {
+                return Err(BackendError::Unsupported(format!(
+                "execution provider `{other}` is not supported by edgebench's ONNX Runtime backend"
+            )))
+            }
+        })
+    }
+}
+
+impl Backend for OrtBackend {
+    fn name(&self) -> &'static str {
+        "ort"
+    }
+    fn runtime(&self) -> &'static str {
+        "onnxruntime"
+    }
+    fn runtime_version(&self) -> String {
+        self.loaded.version.clone()
+    }
+    fn providers(&self) -> Vec<String> {
+        self.loaded.providers.clone()
+    }
+
+    fn open(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, BackendError> {
+        let fail =
+            |what: &str, e: &dyn std::fmt::Display| BackendError::Failed(format!("{what}: {e}"));
+        let requested = spec.ep.as_str();
+        provider_id(requested).ok_or_else(|| {
+            BackendError::Unsupported(format!("unknown execution provider `{requested}`"))
+        })?;
+        let mut ep_used = requested.to_string();
+        let mut fallback_reason = None;
+        if !self.loaded.providers.iter().any(|p| p == requested) {
+            let msg = format!(
+                "execution provider `{requested}` is not in this ONNX Runtime build ({} at {}); this build has: {}",
+                self.loaded.version,
+                self.loaded.path.display(),
+                self.loaded.providers.join(", ")
+            );
+            if self.cfg.onnxruntime.allow_fallback {
+                log::warn!("{msg}; falling back to cpu as [onnxruntime] allow_fallback = true");
+                ep_used = "cpu".into();
+                fallback_reason = Some(msg);
+            } else {
+                return Err(BackendError::Unsupported(msg));
+            }
+        }
+        if !spec.model_path.is_file() {
+            return Err(BackendError::Failed(format!(
+                "model file {} does not exist",
+                spec.model_path.display()
+            )));
+        }
+
+        let opt = match self.cfg.onnxruntime.graph_optimization.as_str() {
+            "disable" => GraphOptimizationLevel::Disable,
+            "basic" => GraphOptimizationLevel::Level1,
+            "extended" => GraphOptimizationLevel::Level2,
+            _ => GraphOptimizationLevel::All,
+        };
+        let mut b = OrtSession::builder(&self.loaded.env)
+            .map_err(|e| fail("session builder", &e))?
+            .with_optimization_level(opt)
+            .map_err(|e| fail("graph optimisation level", &e))?
+            .with_intra_op_spinning(self.cfg.onnxruntime.spinning)
+            .map_err(|e| fail("intra-op spinning", &e))?;
+        if spec.threads > 0 {
+            b = b
+                .with_intra_threads(spec.threads as usize)
+                .map_err(|e| fail("intra-op threads", &e))?;
+        }
+        if self.cfg.onnxruntime.inter_threads > 0 {
+            b = b
+                .with_inter_threads(self.cfg.onnxruntime.inter_threads as usize)
+                .map_err(|e| fail("inter-op threads", &e))?;
+        }
+        if !self.cfg.onnxruntime.affinity.is_empty() {
+            b = b
+                .with_config_entry(
+                    "session.intra_op_thread_affinities",
+                    &self.cfg.onnxruntime.affinity,
+                )
+                .map_err(|e| fail("thread affinity", &e))?;
+        }
+        let eps = self.dispatch(&ep_used, &spec.precision)?;
+        if !eps.is_empty() {
+            if ep_used == "tensorrt" {
+                std::fs::create_dir_all(self.trt_cache_dir()).map_err(|e| {
+                    fail(
+                        &format!("TensorRT engine cache {}", self.trt_cache_dir().display()),
+                        &e,
+                    )
+                })?;
+            }
+            b = b.with_execution_providers(eps).map_err(|e| {
+                BackendError::Unsupported(format!(
+                    "cannot register execution provider `{ep_used}`: {e}"
+                ))
+            })?;
+        }
+        let mut session = b.commit_from_file(&spec.model_path).map_err(|e| {
+            fail(
+                &format!("cannot load model {}", spec.model_path.display()),
+                &e,
+            )
+        })?;
+
+        // Input, generated once from the seed.
+        let shape = resolve_shape(&spec.input_shape, spec.batch)?;
+        let len: usize = shape.iter().product::<i64>() as usize;
+        let input_name = if spec.input_name.is_empty() {
+            session
+                .inputs()
+                .first()
+                .map(|i| i.name().to_string())
+                .unwrap_or_default()
+        } else {
+            spec.input_name.clone()
+        };
+        let mut binding = session
+            .create_binding()
+            .map_err(|e| fail("IoBinding", &e))?;
+        match spec.input_dtype.as_str() {
+            "float32" | "" => {
+                let t = Tensor::from_array((shape.clone(), seeded_f32(len, spec.seed)))
+                    .map_err(|e| fail("input tensor", &e))?;
+                binding
+                    .bind_input(&input_name, &t)
+                    .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
+            }
+            "uint8" => {
+                let t = Tensor::from_array((shape.clone(), seeded_u8(len, spec.seed)))
+                    .map_err(|e| fail("input tensor", &e))?;
+                binding
+                    .bind_input(&input_name, &t)
+                    .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
+            }
+            other => {
+                return Err(BackendError::Failed(format!(
+                    "input dtype `{other}` is not supported"
+                )))
+            }
+        }
+
+        // First run lets ONNX Runtime allocate the outputs; then we allocate our own of
+        // the same shapes and bind them, so timed runs write into them.
+        let cpu = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::CPUOutput,
+        )
+        .map_err(|e| fail("memory info", &e))?;
+        let output_names: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        for name in &output_names {
+            binding
+                .bind_output_to_device(name, &cpu)
+                .map_err(|e| fail("bind output", &e))?;
+        }
+        let first_ms;
+        let mut shapes = Vec::new();
+        let first = std::time::Instant::now();
+        {
+            let outs = session
+                .run_binding(&binding)
+                .map_err(|e| fail("first inference", &e))?;
+            first_ms = first.elapsed().as_secs_f64() * 1e3;
+            for name in &output_names {
+                let v = outs
+                    .get(name.as_str())
+                    .ok_or_else(|| BackendError::Failed(format!("output `{name}` missing")))?;
+                match v.dtype() {
+                    ValueType::Tensor { ty, shape, .. } => {
+                        shapes.push((name.clone(), *ty, shape.to_vec()))
+                    }
+                    other => {
+                        return Err(BackendError::Failed(format!(
+                            "output `{name}` is not a tensor ({other:?})"
+                        )))
+                    }
+                }
+            }
+        }
+        for (name, ty, shape) in &shapes {
+            let t = DynTensor::new(session.allocator(), *ty, shape.clone())
+                .map_err(|e| fail(&format!("allocate output `{name}`"), &e))?;
+            binding
+                .bind_output(name, t)
+                .map_err(|e| fail(&format!("bind output `{name}`"), &e))?;
+        }
+        let c = &self.cfg;
+        let mut options = vec![
+            (
+                "ort_graph_optimization".to_string(),
+                serde_json::json!(c.onnxruntime.graph_optimization),
+            ),
+            (
+                "ort_inter_threads".to_string(),
+                serde_json::json!(c.onnxruntime.inter_threads),
+            ),
+            (
+                "ort_spinning".to_string(),
+                serde_json::json!(c.onnxruntime.spinning),
+            ),
+        ];
+        if !c.onnxruntime.affinity.is_empty() {
+            options.push((
+                "ort_affinity".to_string(),
+                serde_json::json!(c.onnxruntime.affinity),
+            ));
+        }
+        match ep_used.as_str() {
+            "cuda" => {
+                options.push(("cuda_device_id".into(), serde_json::json!(c.cuda.device_id)));
+                options.push((
+                    "cuda_conv_algo_search".into(),
+                    serde_json::json!(c.cuda.cudnn_conv_algo_search),
+                ));
+            }
+            "tensorrt" => {
+                options.push((
+                    "trt_fp16".into(),
+                    serde_json::json!(c.tensorrt.fp16 || spec.precision == "fp16"),
+                ));
+                options.push((
+                    "trt_int8".into(),
+                    serde_json::json!(c.tensorrt.int8 || spec.precision == "int8"),
+                ));
+                options.push((
+                    "trt_engine_cache".into(),
+                    serde_json::json!(self.trt_cache_dir().display().to_string()),
+                ));
+            }
+            "xnnpack" => options.push((
+                "xnnpack_threads".into(),
+                serde_json::json!(c.xnnpack.threads),
+            )),
+            "acl" => options.push(("acl_fast_math".into(), serde_json::json!(c.acl.fast_math))),
+            _ => {}
+        }
+        Ok(Box::new(OrtRun {
+            session,
+            binding,
+            ep_used,
+            fallback_reason,
+            shape,
+            first_ms,
+            options,
+        }))
+    }
+}
+
+struct OrtRun {
+    session: OrtSession,
+    binding: IoBinding,
+    ep_used: String,
+    fallback_reason: Option<String>,
+    shape: Vec<i64>,
+    first_ms: f64,
+    /// Session and provider options, recorded flat in the result.
+    options: Vec<(String, serde_json::Value)>,
+}
+
+impl Session for OrtRun {
+    fn batch_mode(&self) -> BatchMode {
+        BatchMode::Native
+    }
+    fn ep_used(&self) -> String {
+        self.ep_used.clone()
+    }
+    fn input_shape(&self) -> Vec<i64> {
+        self.shape.clone()
+    }
+    fn first_run_ms(&self) -> Option<f64> {
+        Some(self.first_ms)
+    }
+    fn extra_fields(&self) -> Vec<(String, serde_json::Value)> {
+        let mut v = self.options.clone();
+        if let Some(r) = &self.fallback_reason {
+            v.push((
+                "ep_fallback".to_string(),
+                serde_json::Value::String(r.clone()),
+            ));
+        }
+        v
+    }
+
+    #[inline]
+    fn run(&mut self) -> Result<(), BackendError> {
+        let api = ort::api();
+        // SAFETY: session and binding are alive and were created together; the bound
+        // input and outputs are owned by the binding. No allocation happens here.
+        let status = unsafe {
+            (api.RunWithBinding)(
+                self.session.ptr().cast_mut(),
+                std::ptr::null(),
+                self.binding.ptr(),
+            )
+        };
+        if status.0.is_null() {
+            Ok(())
+        } else {
+            Err(BackendError::Failed(
+                check_status(status).err().unwrap_or_default(),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_names_round_trip() {
+        for (s, id) in PROVIDERS {
+            assert_eq!(provider_id(s), Some(*id));
+            assert_eq!(short_name(id), *s);
+        }
+        assert_eq!(short_name("FooExecutionProvider"), "foo");
+    }
+
+    #[test]
+    fn explicit_library_is_the_only_candidate() {
+        let mut cfg = Config::default();
+        cfg.onnxruntime.library = "/opt/x/libonnxruntime.so".into();
+        let c = library_candidates(&cfg);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].1, PathBuf::from("/opt/x/libonnxruntime.so"));
+    }
+}

@@ -1,1 +1,780 @@
-//! TensorFlow Lite backend (C API loaded at run time). Not yet implemented.
+//! TensorFlow Lite backend: `libtensorflowlite_c.so` loaded at run time through its
+//! classic C API, optionally with the Coral Edge TPU delegate ([`super::edgetpu`]).
+//!
+//! Per session: model from file, interpreter options (threads, error reporter, delegate),
+//! interpreter, input batch resolved, inputs filled from seeded data, output buffers
+//! allocated. [`Session::run`] only invokes and copies the outputs out.
+//!
+//! Batch: TFLite models usually have a fixed batch. Batch N runs natively (one invoke)
+//! when the model's batch already is N or its input can be resized to N (resize +
+//! allocate succeed); otherwise as N / B invokes of the model's batch B
+//! ([`BatchMode::Sequential`]). Edge-TPU-compiled models are never resized: their
+//! shapes are baked into the compiled subgraph.
+//!
+//! Op mapping: whether every operation runs on the Edge TPU is read from the model
+//! graph ([`model::summarize`]); libedgetpu itself reports nothing about it.
+
+use std::ffi::{c_void, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use super::edgetpu::{DeviceSelector, EdgeTpuDelegate, EdgeTpuLib};
+use super::{seeded_f32, seeded_u8, Backend, BackendError, BatchMode, Session, SessionSpec};
+use crate::config::Config;
+
+pub mod capi;
+pub mod model;
+
+use capi::{
+    dtype, ErrorLog, TfLiteInterpreter, TfLiteInterpreterOptions, TfLiteModel, TfLiteTensor,
+    TfliteApi, TFLITE_OK,
+};
+use model::GraphSummary;
+
+/// File name of the C library.
+pub const LIBRARY: &str = "libtensorflowlite_c.so";
+/// Project-local development copy (see `scripts/fetch-tflite.sh`), under the current dir.
+pub const LOCAL_COPY: &str = ".deps/tflite/libtensorflowlite_c.so";
+
+/// Debian multiarch directory of this target.
+const MULTIARCH: &str = if cfg!(target_arch = "x86_64") {
+    "/usr/lib/x86_64-linux-gnu"
+} else if cfg!(target_arch = "aarch64") {
+    "/usr/lib/aarch64-linux-gnu"
+} else if cfg!(target_arch = "arm") {
+    "/usr/lib/arm-linux-gnueabihf"
+} else {
+    "/usr/lib"
+};
+
+/// Where a runtime library is looked for, in order: `configured` alone when set; else
+/// `/usr/lib`, the multiarch dir, `/usr/local/lib`, `/usr/lib64`, the dynamic loader's
+/// own search for `file` (LD_LIBRARY_PATH, ld.so.cache), then `local`.
+pub fn library_candidates(configured: &str, file: &str, local: Option<PathBuf>) -> Vec<PathBuf> {
+    if !configured.is_empty() {
+        return vec![PathBuf::from(configured)];
+    }
+    let mut v: Vec<PathBuf> = ["/usr/lib", MULTIARCH, "/usr/local/lib", "/usr/lib64"]
+        .iter()
+        .map(|d| Path::new(d).join(file))
+        .collect();
+    v.dedup();
+    v.push(PathBuf::from(file));
+    v.extend(local);
+    v
+}
+
+/// Opens the first candidate that loads. The error lists every place looked and why
+/// each failed.
+pub fn open_first<T>(
+    candidates: &[PathBuf],
+    open: impl Fn(&Path) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut looked = Vec::new();
+    for c in candidates {
+        let bare = c.components().count() == 1 && !c.is_absolute();
+        if !bare && !c.exists() {
+            looked.push(format!("{} (not found)", c.display()));
+            continue;
+        }
+        match open(c) {
+            Ok(t) => return Ok(t),
+            Err(e) if bare => looked.push(format!("the loader's search for {} ({e})", c.display())),
+            Err(e) => looked.push(format!("{} ({e})", c.display())),
+        }
+    }
+    Err(looked.join("; "))
+}
+
+/// A loaded TensorFlow Lite runtime.
+pub struct TfliteBackend {
+    api: Arc<TfliteApi>,
+    edgetpu_library: String,
+    edgetpu_device: String,
+    /// libedgetpu once loaded (failures are not kept: a later try may succeed).
+    edgetpu: Mutex<Option<Arc<EdgeTpuLib>>>,
+}
+
+impl TfliteBackend {
+    /// Loads `libtensorflowlite_c.so`: `[tflite] library` alone when set, else the
+    /// standard library paths, the loader's search, then `.deps/tflite/` under the
+    /// current directory. The error lists every place looked.
+    pub fn load(cfg: &Config) -> Result<TfliteBackend, BackendError> {
+        let local = std::env::current_dir().ok().map(|d| d.join(LOCAL_COPY));
+        let candidates = library_candidates(&cfg.tflite.library, LIBRARY, local);
+        let api = open_first(&candidates, TfliteApi::open).map_err(|looked| {
+            BackendError::Library(format!(
+                "TensorFlow Lite C library ({LIBRARY}) not found or unusable; looked in: {looked}. \
+                 Set [tflite] library to its path"
+            ))
+        })?;
+        Ok(TfliteBackend {
+            api: Arc::new(api),
+            edgetpu_library: cfg.tflite.edgetpu_library.clone(),
+            edgetpu_device: cfg.tflite.edgetpu_device.clone(),
+            edgetpu: Mutex::new(None),
+        })
+    }
+
+    /// Path the library was loaded from (a bare soname when the loader found it).
+    pub fn library_path(&self) -> &Path {
+        &self.api.path
+    }
+
+    /// libedgetpu, loaded on first use.
+    fn edgetpu_lib(&self) -> Result<Arc<EdgeTpuLib>, BackendError> {
+        let mut slot = self
+            .edgetpu
+            .lock()
+            .map_err(|_| BackendError::Failed("edgetpu library lock poisoned".into()))?;
+        if let Some(lib) = slot.as_ref() {
+            return Ok(Arc::clone(lib));
+        }
+        let lib = Arc::new(EdgeTpuLib::load(&self.edgetpu_library)?);
+        *slot = Some(Arc::clone(&lib));
+        Ok(lib)
+    }
+
+    /// [`Backend::open`] with the concrete session type (tests read its outputs).
+    pub fn open_session(&self, spec: &SessionSpec) -> Result<TfliteSession, BackendError> {
+        let want_edgetpu = match spec.ep.as_str() {
+            "" | "cpu" | "none" => false,
+            "edgetpu" => true,
+            other => {
+                return Err(BackendError::Unsupported(format!(
+                    "tflite has no delegate `{other}` (cpu, edgetpu)"
+                )))
+            }
+        };
+        let path = &spec.model_path;
+        let shown = path.display();
+        let bytes = std::fs::read(path)
+            .map_err(|e| BackendError::Failed(format!("model file {shown}: {e}")))?;
+        let graph = model::summarize(&bytes)
+            .map_err(|e| BackendError::Failed(format!("model file {shown}: {e}")))?;
+        drop(bytes);
+        let named_edgetpu = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with("_edgetpu.tflite"));
+        if want_edgetpu && !graph.edgetpu_compiled() {
+            return Err(BackendError::Failed(format!(
+                "model {shown} is not compiled for the Edge TPU (no {}): with delegate edgetpu \
+                 all {} operations would run on the CPU; use the edgetpu_compiler output (*_edgetpu.tflite)",
+                model::EDGETPU_CUSTOM_OP,
+                graph.ops
+            )));
+        }
+        if !want_edgetpu && graph.edgetpu_compiled() {
+            return Err(BackendError::Failed(format!(
+                "model {shown} is compiled for the Edge TPU ({} {} operations); it runs only with delegate = \"edgetpu\"",
+                graph.edgetpu_ops,
+                model::EDGETPU_CUSTOM_OP
+            )));
+        }
+
+        let mut s = TfliteSession::empty(Arc::clone(&self.api));
+        if want_edgetpu {
+            let selector =
+                DeviceSelector::parse(&self.edgetpu_device).map_err(BackendError::Failed)?;
+            s.delegate = Some(self.edgetpu_lib()?.delegate_for(selector)?);
+        }
+        let api = Arc::clone(&self.api);
+        let cpath = CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| BackendError::Failed(format!("model path {shown} contains a NUL byte")))?;
+        // SAFETY: every pointer below is checked for NULL, owned by `s`, and freed by
+        // its Drop in the order the C API requires.
+        unsafe {
+            s.model = (api.model_create_from_file)(cpath.as_ptr());
+            if s.model.is_null() {
+                return Err(BackendError::Failed(format!(
+                    "TfLiteModelCreateFromFile failed for {shown} (not a valid TFLite model?)"
+                )));
+            }
+            s.options = (api.options_create)();
+            if s.options.is_null() {
+                return Err(BackendError::Failed(
+                    "TfLiteInterpreterOptionsCreate failed".into(),
+                ));
+            }
+            if spec.threads > 0 {
+                let n = i32::try_from(spec.threads).unwrap_or(i32::MAX);
+                (api.options_set_num_threads)(s.options, n);
+            }
+            if capi::REPORTER_SUPPORTED {
+                let log: *const ErrorLog = &*s.errors;
+                (api.options_set_error_reporter)(
+                    s.options,
+                    Some(capi::report_error),
+                    log as *mut c_void,
+                );
+            }
+            if let Some(d) = &s.delegate {
+                (api.options_add_delegate)(s.options, d.as_ptr());
+            }
+            s.interpreter = (api.interpreter_create)(s.model, s.options);
+            if s.interpreter.is_null() {
+                let why = s.errors.take();
+                return Err(BackendError::Failed(match &s.delegate {
+                    Some(d) => format!(
+                        "applying the Edge TPU delegate ({}) to {shown} failed: {}",
+                        d.device(),
+                        or_unknown(&why)
+                    ),
+                    None => format!(
+                        "creating the interpreter for {shown} failed: {}",
+                        or_unknown(&why)
+                    ),
+                }));
+            }
+            s.setup(spec, &graph)?;
+        }
+        s.extra = extra_fields(&s, spec, &graph, named_edgetpu);
+        Ok(s)
+    }
+}
+
+fn or_unknown(s: &str) -> &str {
+    if s.is_empty() {
+        "no message from TensorFlow Lite"
+    } else {
+        s
+    }
+}
+
+fn extra_fields(
+    s: &TfliteSession,
+    spec: &SessionSpec,
+    graph: &GraphSummary,
+    named_edgetpu: bool,
+) -> Vec<(String, Value)> {
+    let mut v: Vec<(String, Value)> = vec![
+        (
+            "tflite_delegate".into(),
+            json!(if s.delegate.is_some() {
+                "edgetpu"
+            } else {
+                "none"
+            }),
+        ),
+        (
+            "tflite_threads".into(),
+            json!(if spec.threads == 0 {
+                -1
+            } else {
+                i64::from(spec.threads)
+            }),
+        ),
+        ("tflite_invokes_per_batch".into(), json!(s.invokes)),
+        ("tflite_ops".into(), json!(graph.ops)),
+        (
+            "edgetpu_compiled".into(),
+            json!(graph.edgetpu_compiled() || named_edgetpu),
+        ),
+    ];
+    if let Some(e) = &s.resize_error {
+        v.push(("tflite_resize_error".into(), json!(e)));
+    }
+    if graph.edgetpu_compiled() {
+        v.push(("edgetpu_ops".into(), json!(graph.edgetpu_ops)));
+        v.push(("edgetpu_cpu_ops".into(), json!(graph.cpu_ops())));
+        v.push(("edgetpu_all_ops_mapped".into(), json!(graph.cpu_ops() == 0)));
+    }
+    if let Some(d) = &s.delegate {
+        v.push(("edgetpu_device".into(), json!(d.device().path)));
+        v.push((
+            "edgetpu_device_type".into(),
+            json!(d.device().kind.as_str()),
+        ));
+    }
+    v
+}
+
+impl Backend for TfliteBackend {
+    fn name(&self) -> &'static str {
+        "tflite"
+    }
+
+    fn runtime(&self) -> &'static str {
+        "tflite"
+    }
+
+    fn runtime_version(&self) -> String {
+        self.api.version()
+    }
+
+    /// `cpu`, plus `edgetpu` when libedgetpu loads and lists at least one device.
+    fn providers(&self) -> Vec<String> {
+        let mut p = vec!["cpu".to_string()];
+        if let Ok(lib) = self.edgetpu_lib() {
+            if !lib.devices().is_empty() {
+                p.push("edgetpu".into());
+            }
+        }
+        p
+    }
+
+    fn open(&self, spec: &SessionSpec) -> Result<Box<dyn Session>, BackendError> {
+        Ok(Box::new(self.open_session(spec)?))
+    }
+}
+
+/// One interpreter, ready to be timed. Frees interpreter, delegate, options, model, in
+/// that order; the libraries stay loaded while it lives.
+pub struct TfliteSession {
+    interpreter: *mut TfLiteInterpreter,
+    options: *mut TfLiteInterpreterOptions,
+    model: *mut TfLiteModel,
+    delegate: Option<EdgeTpuDelegate>,
+    inputs: Vec<*mut TfLiteTensor>,
+    outputs: Vec<(*const TfLiteTensor, Vec<u8>)>,
+    invokes: u32,
+    batch_mode: BatchMode,
+    input_shape: Vec<i64>,
+    resize_error: Option<String>,
+    first_ms: Option<f64>,
+    extra: Vec<(String, Value)>,
+    /// Target of the interpreter's error reporter; boxed so its address is stable.
+    errors: Box<ErrorLog>,
+    api: Arc<TfliteApi>,
+}
+
+// SAFETY: the interpreter and its tensors are used from one thread at a time (the
+// session's owner); TFLite does not tie an interpreter to the creating thread.
+unsafe impl Send for TfliteSession {}
+
+impl TfliteSession {
+    fn empty(api: Arc<TfliteApi>) -> TfliteSession {
+        TfliteSession {
+            interpreter: std::ptr::null_mut(),
+            options: std::ptr::null_mut(),
+            model: std::ptr::null_mut(),
+            delegate: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            invokes: 1,
+            batch_mode: BatchMode::Native,
+            input_shape: Vec::new(),
+            resize_error: None,
+            first_ms: None,
+            extra: Vec::new(),
+            errors: Box::default(),
+            api,
+        }
+    }
+
+    /// Resolves the batch, allocates tensors, fills inputs, sizes output buffers, then
+    /// runs and times the first batch. A resized batch that TFLite accepts at allocation
+    /// but fails at invoke falls back to sequential invokes of the model's own batch.
+    ///
+    /// # Safety
+    /// `self.interpreter` is a live interpreter of `self.api`.
+    unsafe fn setup(
+        &mut self,
+        spec: &SessionSpec,
+        graph: &GraphSummary,
+    ) -> Result<(), BackendError> {
+        let api = Arc::clone(&self.api);
+        let shown = spec.model_path.display();
+        let n_in = (api.get_input_tensor_count)(self.interpreter);
+        if n_in < 1 {
+            return Err(BackendError::Failed(format!(
+                "model {shown} has no input tensor"
+            )));
+        }
+        let original: Vec<Vec<i64>> = (0..n_in)
+            .map(|i| api.dims((api.get_input_tensor)(self.interpreter, i)))
+            .collect();
+        let model_batch = original[0].first().copied().filter(|&b| b > 0).unwrap_or(1);
+        let want = i64::from(spec.batch.max(1));
+
+        let mut resized = false;
+        if want != model_batch && !graph.edgetpu_compiled() {
+            match self.resize(&original, model_batch, want) {
+                Ok(()) => resized = true,
+                Err(e) => {
+                    self.resize_error = Some(e);
+                    self.resize_back(&original)?;
+                }
+            }
+        }
+        if !resized {
+            self.sequential(&shown, model_batch, want)?;
+        }
+        self.prepare_io(spec)?;
+        match self.first_run() {
+            Ok(()) => Ok(()),
+            Err(e) if resized => {
+                self.resize_error = Some(format!("invoke at batch {want} failed: {e}"));
+                self.resize_back(&original)?;
+                self.sequential(&shown, model_batch, want)?;
+                self.prepare_io(spec)?;
+                self.first_run()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Allocates at the model's own batch and plans `want / model_batch` invokes.
+    unsafe fn sequential(
+        &mut self,
+        shown: &std::path::Display<'_>,
+        model_batch: i64,
+        want: i64,
+    ) -> Result<(), BackendError> {
+        if (self.api.allocate_tensors)(self.interpreter) != TFLITE_OK {
+            return Err(BackendError::Failed(format!(
+                "allocating tensors for {shown} failed: {}",
+                or_unknown(&self.errors.take())
+            )));
+        }
+        if want % model_batch != 0 {
+            return Err(BackendError::Failed(format!(
+                "model {shown} has a fixed batch of {model_batch}{}; batch {want} is not a multiple of it",
+                self.resize_error
+                    .as_deref()
+                    .map(|e| format!(" (resize refused: {e})"))
+                    .unwrap_or_default()
+            )));
+        }
+        self.invokes = u32::try_from(want / model_batch).unwrap_or(u32::MAX);
+        self.batch_mode = if self.invokes == 1 {
+            BatchMode::Native
+        } else {
+            BatchMode::Sequential
+        };
+        Ok(())
+    }
+
+    /// Fills every input with seeded data of its type and sizes the output buffers.
+    unsafe fn prepare_io(&mut self, spec: &SessionSpec) -> Result<(), BackendError> {
+        let api = Arc::clone(&self.api);
+        let shown = spec.model_path.display();
+        let n_in = (api.get_input_tensor_count)(self.interpreter);
+        self.inputs = (0..n_in)
+            .map(|i| (api.get_input_tensor)(self.interpreter, i))
+            .collect();
+        self.input_shape = api.dims(self.inputs[0]);
+        for (i, &t) in self.inputs.iter().enumerate() {
+            let data = seeded_bytes(&api, t, spec.seed.wrapping_add(i as u64)).map_err(|e| {
+                BackendError::Failed(format!(
+                    "model {shown}: input tensor `{}` (#{i}): {e}",
+                    api.name(t)
+                ))
+            })?;
+            if (api.tensor_copy_from_buffer)(t, data.as_ptr().cast(), data.len()) != TFLITE_OK {
+                return Err(BackendError::Failed(format!(
+                    "model {shown}: filling input tensor `{}` failed: {}",
+                    api.name(t),
+                    or_unknown(&self.errors.take())
+                )));
+            }
+        }
+        let n_out = (api.get_output_tensor_count)(self.interpreter);
+        self.outputs = (0..n_out.max(0))
+            .map(|i| {
+                let t = (api.get_output_tensor)(self.interpreter, i);
+                (t, vec![0u8; (api.tensor_byte_size)(t)])
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// Runs the first batch (for the Edge TPU this also loads the model onto the
+    /// device) and keeps its duration for the record's `first_ms`.
+    fn first_run(&mut self) -> Result<(), BackendError> {
+        let t = Instant::now();
+        self.run()?;
+        self.first_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+        Ok(())
+    }
+
+    /// Sets the batch axis of every input whose first axis equals the model batch to
+    /// `want` and allocates. The error is TFLite's reason.
+    unsafe fn resize(
+        &mut self,
+        original: &[Vec<i64>],
+        model_batch: i64,
+        want: i64,
+    ) -> Result<(), String> {
+        let api = Arc::clone(&self.api);
+        if !original.iter().any(|d| d.first() == Some(&model_batch)) {
+            return Err("no input has a batch axis".into());
+        }
+        for (i, dims) in original.iter().enumerate() {
+            if dims.first() != Some(&model_batch) {
+                continue;
+            }
+            let mut d: Vec<i32> = dims.iter().map(|&x| x as i32).collect();
+            d[0] = i32::try_from(want).map_err(|_| format!("batch {want} too large"))?;
+            if (api.resize_input_tensor)(self.interpreter, i as i32, d.as_ptr(), d.len() as i32)
+                != TFLITE_OK
+            {
+                return Err(or_unknown(&self.errors.take()).to_string());
+            }
+        }
+        if (api.allocate_tensors)(self.interpreter) != TFLITE_OK {
+            return Err(or_unknown(&self.errors.take()).to_string());
+        }
+        Ok(())
+    }
+
+    /// Restores the model's own input shapes after a refused resize.
+    unsafe fn resize_back(&mut self, original: &[Vec<i64>]) -> Result<(), BackendError> {
+        for (i, dims) in original.iter().enumerate() {
+            let d: Vec<i32> = dims.iter().map(|&x| x as i32).collect();
+            if (self.api.resize_input_tensor)(
+                self.interpreter,
+                i as i32,
+                d.as_ptr(),
+                d.len() as i32,
+            ) != TFLITE_OK
+            {
+                return Err(BackendError::Failed(format!(
+                    "restoring input shape {dims:?} after a refused resize failed: {}",
+                    or_unknown(&self.errors.take())
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Output `i` as copied after the last invoke (raw bytes, the tensor's type).
+    pub fn output(&self, i: usize) -> Option<&[u8]> {
+        self.outputs.get(i).map(|(_, b)| b.as_slice())
+    }
+
+    /// Number of output tensors.
+    pub fn output_count(&self) -> usize {
+        self.outputs.len()
+    }
+
+    /// Replaces input `i`'s data (raw bytes of its type; the length must match).
+    pub fn set_input(&mut self, i: usize, data: &[u8]) -> Result<(), BackendError> {
+        let &t = self
+            .inputs
+            .get(i)
+            .ok_or_else(|| BackendError::Failed(format!("no input tensor #{i}")))?;
+        // SAFETY: t is a live input tensor of this session's interpreter.
+        let status =
+            unsafe { (self.api.tensor_copy_from_buffer)(t, data.as_ptr().cast(), data.len()) };
+        if status != TFLITE_OK {
+            return Err(BackendError::Failed(format!(
+                "input #{i}: {} bytes given: {}",
+                data.len(),
+                or_unknown(&self.errors.take())
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Seeded input bytes for a tensor, by its type.
+unsafe fn seeded_bytes(
+    api: &TfliteApi,
+    t: *const TfLiteTensor,
+    seed: u64,
+) -> Result<Vec<u8>, String> {
+    let bytes = (api.tensor_byte_size)(t);
+    let ty = (api.tensor_type)(t);
+    Ok(match ty {
+        dtype::FLOAT32 => seeded_f32(bytes / 4, seed)
+            .into_iter()
+            .flat_map(f32::to_ne_bytes)
+            .collect(),
+        dtype::FLOAT16 => seeded_f32(bytes / 2, seed)
+            .into_iter()
+            .flat_map(|x| f16_bits(x).to_ne_bytes())
+            .collect(),
+        dtype::UINT8 | dtype::INT8 => seeded_u8(bytes, seed),
+        other => {
+            return Err(format!(
+                "type {} (edgebench fills float32, float16, uint8 and int8 inputs)",
+                dtype::name(other)
+            ))
+        }
+    })
+}
+
+/// IEEE half-precision bits of a value in [-1, 1] (round to nearest; subnormals flushed).
+fn f16_bits(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let exp = ((b >> 23) & 0xff) as i32 - 127 + 15;
+    if exp <= 0 {
+        return sign;
+    }
+    let mant = (b & 0x7f_ffff) + 0x1000; // round
+    let (exp, mant) = if mant & 0x80_0000 != 0 {
+        (exp + 1, 0)
+    } else {
+        (exp, mant >> 13)
+    };
+    sign | ((exp.min(30) as u16) << 10) | mant as u16
+}
+
+impl Drop for TfliteSession {
+    fn drop(&mut self) {
+        // SAFETY: each pointer is NULL or owned by this session; the interpreter goes
+        // first, then the delegate it used, then options and model.
+        unsafe {
+            if !self.interpreter.is_null() {
+                (self.api.interpreter_delete)(self.interpreter);
+            }
+            drop(self.delegate.take());
+            if !self.options.is_null() {
+                (self.api.options_delete)(self.options);
+            }
+            if !self.model.is_null() {
+                (self.api.model_delete)(self.model);
+            }
+        }
+    }
+}
+
+impl Session for TfliteSession {
+    fn batch_mode(&self) -> BatchMode {
+        self.batch_mode
+    }
+
+    fn ep_used(&self) -> String {
+        if self.delegate.is_some() {
+            "edgetpu"
+        } else {
+            "cpu"
+        }
+        .into()
+    }
+
+    /// The shape fed to each invoke: batch N when native, the model's batch when
+    /// sequential (`tflite_invokes_per_batch` says how many).
+    fn input_shape(&self) -> Vec<i64> {
+        self.input_shape.clone()
+    }
+
+    fn extra_fields(&self) -> Vec<(String, Value)> {
+        self.extra.clone()
+    }
+
+    fn first_run_ms(&self) -> Option<f64> {
+        self.first_ms
+    }
+
+    fn run(&mut self) -> Result<(), BackendError> {
+        for _ in 0..self.invokes {
+            // SAFETY: interpreter and output tensors are live; buffers have their sizes.
+            unsafe {
+                if (self.api.invoke)(self.interpreter) != TFLITE_OK {
+                    return Err(BackendError::Failed(format!(
+                        "TfLiteInterpreterInvoke failed: {}",
+                        or_unknown(&self.errors.take())
+                    )));
+                }
+                for (t, buf) in &mut self.outputs {
+                    (self.api.tensor_copy_to_buffer)(*t, buf.as_mut_ptr().cast(), buf.len());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `edgebench info` shows about TensorFlow Lite here, as flat string keys (the
+/// same names `info` uses for every runtime):
+/// `tflite_runtime`, `tflite_version`, `tflite_library`, `tflite_providers` (`cpu`, plus
+/// `edgetpu` when libedgetpu loads and lists a device), `tflite_error` (runtime not
+/// usable); `edgetpu_library`, `edgetpu_version`, `edgetpu_devices` (`pci /dev/apex_0,usb
+/// /sys/...`), `edgetpu_error` (why the Edge TPU is not usable). Never fails.
+pub fn probe_info(cfg: &Config) -> Map<String, Value> {
+    let mut m = Map::new();
+    let backend = match TfliteBackend::load(cfg) {
+        Ok(b) => b,
+        Err(e) => {
+            m.insert("tflite_error".into(), json!(e.to_string()));
+            return m;
+        }
+    };
+    m.insert("tflite_runtime".into(), json!(backend.runtime()));
+    m.insert("tflite_version".into(), json!(backend.runtime_version()));
+    m.insert(
+        "tflite_library".into(),
+        json!(backend.library_path().display().to_string()),
+    );
+    let mut providers = vec!["cpu".to_string()];
+    match backend.edgetpu_lib() {
+        Ok(lib) => {
+            m.insert(
+                "edgetpu_library".into(),
+                json!(lib.path().display().to_string()),
+            );
+            if let Some(v) = lib.version() {
+                m.insert("edgetpu_version".into(), json!(v));
+            }
+            let devices: Vec<String> = lib.devices().iter().map(ToString::to_string).collect();
+            if devices.is_empty() {
+                m.insert(
+                    "edgetpu_error".into(),
+                    json!(format!("{} lists no Edge TPU device", lib.path().display())),
+                );
+            } else {
+                providers.push("edgetpu".into());
+            }
+            m.insert("edgetpu_devices".into(), json!(devices.join(",")));
+        }
+        Err(e) => {
+            m.insert("edgetpu_error".into(), json!(e.to_string()));
+        }
+    }
+    m.insert("tflite_providers".into(), json!(providers.join(",")));
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_library_is_the_only_candidate() {
+        let c = library_candidates("/opt/tfl/libtensorflowlite_c.so", LIBRARY, None);
+        assert_eq!(c, vec![PathBuf::from("/opt/tfl/libtensorflowlite_c.so")]);
+    }
+
+    #[test]
+    fn default_search_order() {
+        let c = library_candidates("", LIBRARY, Some(PathBuf::from("/x/.deps/tflite/l.so")));
+        assert_eq!(c[0], Path::new("/usr/lib").join(LIBRARY));
+        assert_eq!(c[c.len() - 2], PathBuf::from(LIBRARY));
+        assert_eq!(c[c.len() - 1], PathBuf::from("/x/.deps/tflite/l.so"));
+        assert!(c.contains(&Path::new("/usr/local/lib").join(LIBRARY)));
+    }
+
+    #[test]
+    fn open_first_lists_every_place_looked() {
+        let cands = vec![
+            PathBuf::from("/nonexistent/a.so"),
+            PathBuf::from("libnothing-here.so"),
+        ];
+        let e = open_first(&cands, |p| {
+            Err::<(), _>(format!("cannot open {}", p.display()))
+        })
+        .unwrap_err();
+        assert!(e.contains("/nonexistent/a.so (not found)"), "{e}");
+        assert!(
+            e.contains(
+                "the loader's search for libnothing-here.so (cannot open libnothing-here.so)"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn half_precision_conversion() {
+        assert_eq!(f16_bits(0.0), 0);
+        assert_eq!(f16_bits(1.0), 0x3c00);
+        assert_eq!(f16_bits(-0.5), 0xb800);
+        assert_eq!(f16_bits(0.333_333_34), 0x3555);
+    }
+}

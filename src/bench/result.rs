@@ -81,6 +81,9 @@ pub struct ResultRecord {
     /// Samples per second: `batch * iterations / sum(latency)`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub throughput_ips: Option<f64>,
+    /// Sum of the timed latencies (ms), so throughput can be re-derived.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub latency_ms_sum: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cv: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]

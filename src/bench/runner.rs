@@ -1,0 +1,656 @@
+//! The runner: executes a plan configuration by configuration (DESIGN.md section 4).
+//!
+//! Per configuration: open the session (`init_ms`), one first inference (`first_ms`),
+//! untimed warm-up, timed phase under the stop rules with telemetry sampling, then a
+//! record. A configuration that fails yields a `failed` record and the sweep goes on.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::knee::{find_knee, relative_gain};
+use super::plan::{Plan, RunConfig};
+use super::protocol::{latency_capacity, should_stop, warmup_done, StopReason};
+use super::result::{now_ms, Record, ResultRecord, SummaryRecord, SCHEMA};
+use super::stats::{median_rel_ci, Stats};
+use crate::backend::{self, Backend, BackendError, SessionSpec};
+use crate::config::{Config, ProtocolConfig};
+use crate::models::{sha256_file, Zoo};
+use crate::telemetry::{Telemetry, WindowSummary};
+
+/// Progress of a sweep, reported before each configuration and after the last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    /// Label of the configuration about to run (empty when finished).
+    pub current: String,
+    pub eta_s: Option<f64>,
+}
+
+/// Where records go as soon as they exist (file, stdout, store, MQTT...).
+pub trait RecordSink {
+    /// Called for every record: results as they finish, then summaries.
+    /// An error aborts the sweep (nothing measured is kept unless the sink kept it).
+    fn record(&mut self, rec: &Record) -> Result<()>;
+    /// Called before each configuration and once at the end.
+    fn progress(&mut self, _p: &Progress) {}
+}
+
+/// A sink fanning out to several sinks, in order.
+pub struct Fanout<'a>(pub Vec<&'a mut dyn RecordSink>);
+
+impl RecordSink for Fanout<'_> {
+    fn record(&mut self, rec: &Record) -> Result<()> {
+        for s in self.0.iter_mut() {
+            s.record(rec)?;
+        }
+        Ok(())
+    }
+    fn progress(&mut self, p: &Progress) {
+        for s in self.0.iter_mut() {
+            s.progress(p);
+        }
+    }
+}
+
+/// What a finished (or cancelled) sweep produced.
+#[derive(Debug, Clone, Default)]
+pub struct SweepOutcome {
+    pub sweep_id: String,
+    pub results: Vec<ResultRecord>,
+    pub summaries: Vec<SummaryRecord>,
+    pub cancelled: bool,
+}
+
+/// Loads backends lazily, once each; a load failure is kept and reported per run.
+struct Backends<'c> {
+    cfg: &'c Config,
+    loaded: BTreeMap<String, Result<Box<dyn Backend>, String>>,
+}
+
+impl<'c> Backends<'c> {
+    fn get(&mut self, name: &str) -> Result<&dyn Backend, String> {
+        let cfg = self.cfg;
+        self.loaded
+            .entry(name.to_string())
+            .or_insert_with(|| backend::load(name, cfg).map_err(|e| e.to_string()))
+            .as_ref()
+            .map(|b| b.as_ref())
+            .map_err(|e| e.clone())
+    }
+}
+
+/// Static facts recorded in every result of this sweep.
+struct Context<'a> {
+    cfg: &'a Config,
+    plan: &'a Plan,
+    device_id: String,
+    board: String,
+    kernel: Option<String>,
+    governor: Option<String>,
+}
+
+/// Runs the plan. Blocking: call it from its own thread. `cancel` is checked between
+/// configurations and inside the timed loop.
+pub fn run_sweep(
+    cfg: &Config,
+    zoo: &Zoo,
+    plan: &Plan,
+    sink: &mut dyn RecordSink,
+    cancel: &AtomicBool,
+) -> Result<SweepOutcome> {
+    let telemetry = if cfg.telemetry.enabled {
+        Some(Telemetry::open(
+            &cfg.telemetry,
+            &cfg.device.board,
+            &cfg.device.rail_table,
+        ))
+    } else {
+        None
+    };
+    let ctx = Context {
+        cfg,
+        plan,
+        device_id: cfg.device_id(),
+        board: telemetry
+            .as_ref()
+            .map(|t| t.board().to_string())
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| {
+                if cfg.device.board.is_empty() {
+                    "unknown".into()
+                } else {
+                    cfg.device.board.clone()
+                }
+            }),
+        kernel: nix::sys::utsname::uname()
+            .ok()
+            .map(|u| u.release().to_string_lossy().into_owned()),
+        governor: telemetry.as_ref().and_then(|t| t.governor()),
+    };
+    let mut backends = Backends {
+        cfg,
+        loaded: BTreeMap::new(),
+    };
+    let mut sha_cache: BTreeMap<std::path::PathBuf, Option<String>> = BTreeMap::new();
+    let mut out = SweepOutcome {
+        sweep_id: plan.sweep_id.clone(),
+        ..Default::default()
+    };
+    let total = plan.configs.len();
+    let started = Instant::now();
+
+    for (i, rc) in plan.configs.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            out.cancelled = true;
+            break;
+        }
+        let eta_s =
+            (i > 0).then(|| started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
+        sink.progress(&Progress {
+            done: i,
+            total,
+            current: rc.label(),
+            eta_s,
+        });
+
+        let cooldown = match (&telemetry, i > 0 && plan.protocol.cooldown_max_s > 0.0) {
+            (Some(t), true) => Some(t.cool_down(
+                plan.protocol.cooldown_max_temp_c,
+                plan.protocol.cooldown_max_s,
+            )),
+            _ => None,
+        };
+        let mut rec = base_record(&ctx, rc, i);
+        if let Some(c) = cooldown {
+            rec.cooldown_s = Some(round3(c.waited.as_secs_f64()));
+            rec.cooldown_reached = Some(c.reached);
+        }
+        run_one(
+            &ctx,
+            zoo,
+            rc,
+            &mut backends,
+            &mut sha_cache,
+            telemetry.as_ref(),
+            cancel,
+            &mut rec,
+        );
+        if rec.status == "interrupted" {
+            out.cancelled = true;
+        }
+        rec.ts = now_ms();
+        sink.record(&Record::Result(Box::new(rec.clone())))?;
+        out.results.push(rec);
+        if out.cancelled {
+            break;
+        }
+    }
+
+    out.summaries = summarise(&ctx, &out.results);
+    for s in &out.summaries {
+        sink.record(&Record::Summary(Box::new(s.clone())))?;
+    }
+    sink.progress(&Progress {
+        done: out.results.len(),
+        total,
+        current: String::new(),
+        eta_s: Some(0.0),
+    });
+    Ok(out)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+fn base_record(ctx: &Context, rc: &RunConfig, index: usize) -> ResultRecord {
+    ResultRecord {
+        record: "result".into(),
+        schema: SCHEMA,
+        ts: now_ms(),
+        device_id: ctx.device_id.clone(),
+        board: ctx.board.clone(),
+        sweep_id: ctx.plan.sweep_id.clone(),
+        run_id: format!("{}-{:04}", ctx.plan.sweep_id, index),
+        status: "failed".into(),
+        model: rc.model.clone(),
+        task: rc.entry.as_ref().map(|e| e.task.clone()),
+        backend: rc.backend.clone(),
+        ep: rc.ep.clone(),
+        ep_requested: Some(rc.ep.clone()),
+        precision: rc.precision.clone(),
+        batch: rc.batch,
+        threads: rc.threads,
+        runtime: match rc.backend.as_str() {
+            "ort" => "onnxruntime".into(),
+            other => other.into(),
+        },
+        edgebench_version: crate::VERSION.into(),
+        kernel: ctx.kernel.clone(),
+        governor: ctx.governor.clone(),
+        seed: Some(ctx.plan.protocol.seed),
+        ..Default::default()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    ctx: &Context,
+    zoo: &Zoo,
+    rc: &RunConfig,
+    backends: &mut Backends,
+    sha_cache: &mut BTreeMap<std::path::PathBuf, Option<String>>,
+    telemetry: Option<&Telemetry>,
+    cancel: &AtomicBool,
+    rec: &mut ResultRecord,
+) {
+    let Some(entry) = &rc.entry else {
+        rec.error = Some(format!(
+            "model `{}` has no {} variant in the manifest {}",
+            rc.model,
+            rc.precision,
+            zoo.manifest.display()
+        ));
+        return;
+    };
+    let path = zoo.path_of(entry);
+    if !path.is_file() {
+        rec.error = Some(format!(
+            "model file {} for `{}` is missing (build it with `make models`, or check [models] dir)",
+            path.display(),
+            entry.name
+        ));
+        return;
+    }
+    rec.model_sha256 = sha_cache
+        .entry(path.clone())
+        .or_insert_with(|| sha256_file(&path).ok())
+        .clone();
+    let backend = match backends.get(&rc.backend) {
+        Ok(b) => b,
+        Err(e) => {
+            rec.error = Some(e);
+            return;
+        }
+    };
+    rec.runtime = backend.runtime().into();
+    rec.runtime_version = Some(backend.runtime_version());
+    let spec = SessionSpec {
+        model_path: path,
+        input_name: entry.input_name.clone(),
+        input_shape: entry.input_shape.clone(),
+        input_dtype: entry.dtype.clone(),
+        batch: rc.batch,
+        ep: rc.ep.clone(),
+        precision: rc.precision.clone(),
+        threads: rc.threads,
+        seed: ctx.plan.protocol.seed,
+    };
+    match measure(
+        ctx.cfg,
+        &ctx.plan.protocol,
+        backend,
+        &spec,
+        telemetry,
+        cancel,
+        rec,
+    ) {
+        Ok(()) => {}
+        Err(e) => rec.error = Some(e.to_string()),
+    }
+}
+
+/// Opens the session and runs the protocol, filling `rec`.
+fn measure(
+    _cfg: &Config,
+    p: &ProtocolConfig,
+    backend: &dyn Backend,
+    spec: &SessionSpec,
+    telemetry: Option<&Telemetry>,
+    cancel: &AtomicBool,
+    rec: &mut ResultRecord,
+) -> Result<(), BackendError> {
+    let t0 = Instant::now();
+    let mut session = backend.open(spec)?;
+    let open_ms = t0.elapsed().as_secs_f64() * 1e3;
+    rec.ep = session.ep_used();
+    rec.batch_mode = Some(session.batch_mode().as_str().into());
+    rec.input_shape = Some(
+        session
+            .input_shape()
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x"),
+    );
+    for (k, v) in session.extra_fields() {
+        rec.extra.insert(k, v);
+    }
+    let first_ms = match session.first_run_ms() {
+        Some(f) => {
+            rec.init_ms = Some(round3((open_ms - f).max(0.0)));
+            f
+        }
+        None => {
+            rec.init_ms = Some(round3(open_ms));
+            let t = Instant::now();
+            session.run()?;
+            t.elapsed().as_secs_f64() * 1e3
+        }
+    };
+    rec.first_ms = Some(round3(first_ms));
+
+    // Warm-up, untimed.
+    let w0 = Instant::now();
+    let mut warm = 0u64;
+    while !warmup_done(p, warm, w0.elapsed().as_secs_f64()) {
+        if cancel.load(Ordering::Relaxed) {
+            rec.status = "interrupted".into();
+            rec.stop_reason = Some(StopReason::Cancelled.as_str().into());
+            return Ok(());
+        }
+        session.run()?;
+        warm += 1;
+    }
+    let warm_mean_s = if warm > 0 {
+        w0.elapsed().as_secs_f64() / warm as f64
+    } else {
+        first_ms / 1e3
+    };
+    rec.warmup_iterations = Some(warm);
+
+    // Timed phase. Everything it touches is allocated before it starts.
+    let mut lat_ms: Vec<f64> = Vec::with_capacity(latency_capacity(p, warm_mean_s));
+    let mut scratch: Vec<f64> = Vec::with_capacity(if p.target_rel_ci > 0.0 {
+        lat_ms.capacity()
+    } else {
+        0
+    });
+    let mut next_ci_check = p.min_s;
+    let window = telemetry.map(|t| t.start_window());
+    let start = Instant::now();
+    let mut run_error = None;
+    let reason = loop {
+        let t = Instant::now();
+        let r = session.run();
+        let d = t.elapsed();
+        if let Err(e) = r {
+            run_error = Some(e);
+            break None;
+        }
+        if lat_ms.len() < lat_ms.capacity() {
+            lat_ms.push(d.as_secs_f64() * 1e3);
+        } else {
+            // Capacity is sized for max_s at warm-up pace; running past it means the
+            // runs got much faster than warm-up. Stop rather than reallocate.
+            break Some(StopReason::MaxTime);
+        }
+        if cancel.load(Ordering::Relaxed) {
+            break Some(StopReason::Cancelled);
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        // The CI of the median needs a sort: do it at most every 0.5 s.
+        let ci = if p.target_rel_ci > 0.0
+            && elapsed >= next_ci_check
+            && lat_ms.len() >= p.min_runs as usize
+        {
+            next_ci_check = elapsed + 0.5;
+            scratch.clear();
+            scratch.extend_from_slice(&lat_ms);
+            scratch.sort_unstable_by(f64::total_cmp);
+            Some(median_rel_ci(&scratch))
+        } else {
+            None
+        };
+        if let Some(r) = should_stop(p, lat_ms.len() as u64, elapsed, ci) {
+            break Some(r);
+        }
+    };
+    let duration = start.elapsed();
+    let samples = lat_ms.len() as u64 * spec.batch as u64;
+    let tele = window.map(|w| w.finish(samples)).unwrap_or_default();
+    drop(session);
+
+    rec.duration_s = Some(round3(duration.as_secs_f64()));
+    fill_stats(rec, &lat_ms, spec.batch, p);
+    fill_telemetry(rec, &tele);
+    match (run_error, reason) {
+        (Some(e), _) => {
+            rec.status = "failed".into();
+            rec.error = Some(format!(
+                "inference failed after {} timed runs: {e}",
+                lat_ms.len()
+            ));
+        }
+        (None, Some(StopReason::Cancelled)) => {
+            rec.status = "interrupted".into();
+            rec.stop_reason = Some(StopReason::Cancelled.as_str().into());
+        }
+        (None, Some(r)) => {
+            rec.status = "ok".into();
+            rec.stop_reason = Some(r.as_str().into());
+        }
+        (None, None) => unreachable!("loop ends with an error or a reason"),
+    }
+    rec.warnings = warnings(rec, p);
+    Ok(())
+}
+
+fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32, _p: &ProtocolConfig) {
+    let Some(s) = Stats::compute(lat_ms, batch) else {
+        return;
+    };
+    rec.iterations = Some(s.count as u64);
+    rec.latency_ms_mean = Some(round6(s.mean));
+    rec.latency_ms_std = Some(round6(s.std));
+    rec.latency_ms_min = Some(round6(s.min));
+    rec.latency_ms_max = Some(round6(s.max));
+    rec.latency_ms_p50 = Some(round6(s.p50));
+    rec.latency_ms_p90 = Some(round6(s.p90));
+    rec.latency_ms_p95 = Some(round6(s.p95));
+    rec.latency_ms_p99 = Some(round6(s.p99));
+    rec.latency_ms_p999 = Some(round6(s.p999));
+    rec.latency_ms_per_sample_p50 = Some(round6(s.p50 / batch as f64));
+    rec.throughput_ips = Some(round6(s.throughput_ips));
+    rec.latency_ms_sum = Some(round6(s.sum_ms));
+    rec.cv = Some(round6(s.cv));
+    rec.outliers = Some(s.outliers as u64);
+    if s.median_rel_ci.is_finite() {
+        rec.median_rel_ci = Some(round6(s.median_rel_ci));
+    }
+}
+
+fn fill_telemetry(rec: &mut ResultRecord, t: &WindowSummary) {
+    rec.temp_c_start = t.temp_c_start;
+    rec.temp_c_max = t.temp_c_max;
+    rec.temp_c_end = t.temp_c_end;
+    rec.throttled = t.throttled;
+    if !t.throttle_reasons.is_empty() {
+        rec.throttle_reasons = Some(t.throttle_reasons.join(","));
+    }
+    rec.freq_mhz_min = t.freq_mhz_min;
+    rec.freq_mhz_cap = t.freq_mhz_cap;
+    rec.power_w_mean = t.power_w_mean;
+    rec.energy_mj_per_sample = t.energy_mj_per_sample;
+    rec.power_scope = t.power_scope.clone();
+    rec.power_sample_hz = t.power_sample_hz;
+    rec.energy_method = t.energy_method.clone();
+}
+
+/// Machine-readable warning flags, comma-separated (absent when none).
+fn warnings(rec: &ResultRecord, p: &ProtocolConfig) -> Option<String> {
+    let mut w = Vec::new();
+    let count = rec.iterations.unwrap_or(0);
+    if rec.cv.unwrap_or(0.0) > 0.10 || rec.outliers.unwrap_or(0) * 20 > count.max(1) {
+        w.push("noisy");
+    }
+    if rec.throttled == Some(true) {
+        w.push("throttled");
+    }
+    if count < p.min_runs as u64 {
+        w.push("few_runs");
+    }
+    if let (Some(f), Some(m)) = (rec.first_ms, rec.latency_ms_p50) {
+        if m > 0.0 && f > 5.0 * m {
+            w.push("slow_first_run");
+        }
+    }
+    (!w.is_empty()).then(|| w.join(","))
+}
+
+/// One human line per warning flag, for the terminal.
+pub fn warning_text(flag: &str) -> &'static str {
+    match flag {
+        "noisy" => "latency is noisy (CV above 10 % or more than 5 % outliers): close other programs, pin threads, or fix the CPU governor",
+        "throttled" => "the board throttled during the timed window: the numbers are not steady-state; improve cooling or raise cool-down",
+        "few_runs" => "the timed phase hit max_s before min_runs: raise max_s for trustworthy statistics",
+        "slow_first_run" => "the first inference was over 5x slower than the median (lazy initialisation); it is excluded from the statistics",
+        _ => "",
+    }
+}
+
+/// Knee and gains per (model, backend, ep, precision, threads).
+fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
+    type Key = (String, String, String, String, u32);
+    let mut groups: BTreeMap<Key, Vec<&ResultRecord>> = BTreeMap::new();
+    let mut order: Vec<Key> = Vec::new();
+    for r in results {
+        let k = (
+            r.model.clone(),
+            r.backend.clone(),
+            r.ep_requested.clone().unwrap_or(r.ep.clone()),
+            r.precision.clone(),
+            r.threads,
+        );
+        if !groups.contains_key(&k) {
+            order.push(k.clone());
+        }
+        groups.entry(k).or_default().push(r);
+    }
+    let baseline = ctx.cfg.report.baseline.split_once(':');
+    let fraction = ctx.plan.protocol.knee_fraction;
+    order
+        .into_iter()
+        .map(|k| {
+            let rs = &groups[&k];
+            let ok: Vec<&&ResultRecord> = rs.iter().filter(|r| r.status == "ok").collect();
+            let mut curve: Vec<(u32, f64)> = ok
+                .iter()
+                .filter_map(|r| r.throughput_ips.map(|t| (r.batch, t)))
+                .collect();
+            curve.sort_by_key(|(b, _)| *b);
+            let knee = find_knee(&curve, fraction);
+            let failed: Vec<String> = rs
+                .iter()
+                .filter(|r| r.status != "ok")
+                .map(|r| r.batch.to_string())
+                .collect();
+            let mut s = SummaryRecord {
+                record: "summary".into(),
+                schema: SCHEMA,
+                ts: now_ms(),
+                device_id: ctx.device_id.clone(),
+                board: ctx.board.clone(),
+                sweep_id: ctx.plan.sweep_id.clone(),
+                model: k.0.clone(),
+                backend: k.1.clone(),
+                ep: rs
+                    .iter()
+                    .find(|r| r.status == "ok")
+                    .map(|r| r.ep.clone())
+                    .unwrap_or(k.2.clone()),
+                precision: k.3.clone(),
+                threads: k.4,
+                knee_batch: knee.as_ref().map(|k| k.batch),
+                knee_throughput_ips: knee.as_ref().map(|k| k.throughput_ips),
+                peak_throughput_ips: knee.as_ref().map(|k| k.peak_throughput_ips),
+                peak_batch: knee.as_ref().map(|k| k.peak_batch),
+                knee_fraction: fraction,
+                curve: curve
+                    .iter()
+                    .map(|(b, t)| format!("{b}:{t:.3}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                failed_batches: (!failed.is_empty()).then(|| failed.join(",")),
+                edgebench_version: crate::VERSION.into(),
+                ..Default::default()
+            };
+            if let Some((bb, be)) = baseline {
+                s.baseline = Some(format!("{bb}:{be}"));
+                for r in &ok {
+                    let base = results.iter().find(|b| {
+                        b.status == "ok"
+                            && b.backend == bb
+                            && b.ep == be
+                            && b.model == r.model
+                            && b.precision == r.precision
+                            && b.batch == r.batch
+                            && b.threads == r.threads
+                    });
+                    if let (Some(b), Some(c)) =
+                        (base.and_then(|b| b.latency_ms_p50), r.latency_ms_p50)
+                    {
+                        if let Some(g) = relative_gain(b, c) {
+                            s.gains.insert(format!("gain_b{}", r.batch), round6(g));
+                        }
+                    }
+                }
+            }
+            s
+        })
+        .collect()
+}
+
+/// A convenience for callers that wait between sweeps: sleep in short steps so
+/// `cancel` is honoured.
+pub fn sleep_cancellable(d: Duration, cancel: &AtomicBool) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if cancel.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(
+            Duration::from_millis(50).min(end.saturating_duration_since(Instant::now())),
+        );
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_flags() {
+        let p = ProtocolConfig {
+            min_runs: 10,
+            ..Default::default()
+        };
+        let mut r = ResultRecord {
+            iterations: Some(100),
+            cv: Some(0.01),
+            outliers: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(warnings(&r, &p), None);
+        r.cv = Some(0.2);
+        r.throttled = Some(true);
+        r.iterations = Some(5);
+        r.first_ms = Some(100.0);
+        r.latency_ms_p50 = Some(1.0);
+        assert_eq!(
+            warnings(&r, &p).unwrap(),
+            "noisy,throttled,few_runs,slow_first_run"
+        );
+        for f in ["noisy", "throttled", "few_runs", "slow_first_run"] {
+            assert!(!warning_text(f).is_empty());
+        }
+    }
+}
