@@ -56,7 +56,7 @@ run() {
     bitbake -p 2>&1 || return $?
     # What the layer's recipes became (from the parse cache): skips and key settings.
     bitbake-layers show-recipes 'edgebench*' 'packagegroup-edgebench' 2>&1 | sed -n '/^=== /,$p'
-    bitbake -e edgebench 2>&1 | grep -E '^(EDGEBENCH_PROFILE|EDGEBENCH_DROPINS|PACKAGECONFIG|RDEPENDS:edgebench|EXTERNALSRC|S)='
+    bitbake -e edgebench 2>&1 | grep -E '^(EDGEBENCH_PROFILE|EDGEBENCH_DROPINS|PACKAGECONFIG|RDEPENDS:edgebench|EXTERNALSRC|S|USERADD_PARAM:edgebench|GROUPADD_PARAM:edgebench|GROUPMEMS_PARAM:edgebench)='
     for target in ${GRAPH_TARGETS:-}; do
         bitbake -g "$target" 2>&1 | grep -E '^(ERROR|WARNING)|^NOTE: PN build list' || true
     done
