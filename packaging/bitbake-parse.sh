@@ -24,10 +24,20 @@ MACHINE=${MACHINE:-qemuarm64}
 BB_USER=${BB_USER:-bbparse}
 
 work=$(mktemp -d /tmp/bbparse.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# BBPARSE_KEEP=1 keeps the build directory (and its parse cache) for a look afterwards.
+if [ "${BBPARSE_KEEP:-0}" = 1 ]; then
+    echo "build directory: $work/build"
+else
+    trap 'rm -rf "$work"' EXIT
+fi
 # The layer and the source tree it builds from (without build outputs).
 mkdir -p "$work/src"
 tar -C "$SRC" --exclude=./target --exclude=./.git --exclude=./.deps -cf - . | tar -C "$work/src" -xf -
+# A git checkout, as users have: externalsrc then hashes the tree with git (without
+# git it walks every file, and warns about the test fixtures' dangling symlinks).
+git -C "$work/src" init -q
+git -C "$work/src" add -A
+git -C "$work/src" -c user.name=bbparse -c user.email=bbparse@localhost commit -q -m snapshot
 
 layers="$OE_CORE/meta $work/src/meta-edgebench ${EXTRA_LAYERS:-}"
 mkdir -p "$work/build/conf"
@@ -56,7 +66,8 @@ run() {
     bitbake -p 2>&1 || return $?
     # What the layer's recipes became (from the parse cache): skips and key settings.
     bitbake-layers show-recipes 'edgebench*' 'packagegroup-edgebench' 2>&1 | sed -n '/^=== /,$p'
-    bitbake -e edgebench 2>&1 | grep -E '^(EDGEBENCH_PROFILE|EDGEBENCH_DROPINS|PACKAGECONFIG|RDEPENDS:edgebench|EXTERNALSRC|S)='
+    bitbake -e edgebench >env.txt 2>&1 || { grep -E '^(ERROR|WARNING)' env.txt; return 1; }
+    grep -E '^(EDGEBENCH_PROFILE|EDGEBENCH_DROPINS|PACKAGECONFIG|RDEPENDS:edgebench|EXTERNALSRC|S|USERADD_PARAM:edgebench|GROUPADD_PARAM:edgebench|GROUPMEMS_PARAM:edgebench)=' env.txt
     for target in ${GRAPH_TARGETS:-}; do
         bitbake -g "$target" 2>&1 | grep -E '^(ERROR|WARNING)|^NOTE: PN build list' || true
     done

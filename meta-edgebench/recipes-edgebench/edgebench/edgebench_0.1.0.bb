@@ -109,5 +109,3 @@ FILES:${PN} += "${systemd_system_unitdir}/edgebench.service.d \
                  ${nonarch_libdir}/sysusers.d/edgebench.conf \
                  ${nonarch_libdir}/tmpfiles.d/edgebench.conf"
 CONFFILES:${PN} = "${sysconfdir}/edgebench/edgebench.toml"
-
-RRECOMMENDS:${PN} += "edgebench-models"
