@@ -57,7 +57,7 @@ pub struct DeviceConfig {
 }
 
 /// Where the model zoo lives.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelsConfig {
     /// Directory holding the model files and `manifest.toml`.
@@ -65,15 +65,6 @@ pub struct ModelsConfig {
     pub dir: String,
     /// Manifest file. Empty: `manifest.toml` in `dir`, else `models/manifest.toml`.
     pub manifest: String,
-}
-
-impl Default for ModelsConfig {
-    fn default() -> Self {
-        Self {
-            dir: String::new(),
-            manifest: String::new(),
-        }
-    }
 }
 
 /// ONNX Runtime library and session settings.

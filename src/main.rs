@@ -253,11 +253,7 @@ impl RecordSink for ProgressBar {
             let _ = write!(e, "\r\x1b[2K");
         } else {
             let width = 30;
-            let filled = if p.total > 0 {
-                p.done * width / p.total
-            } else {
-                0
-            };
+            let filled = (p.done * width).checked_div(p.total).unwrap_or(0);
             let eta = p
                 .eta_s
                 .map(|s| format!("  eta {}m{:02}s", (s as u64) / 60, (s as u64) % 60))

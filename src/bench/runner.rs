@@ -293,15 +293,7 @@ fn run_one(
         threads: rc.threads,
         seed: ctx.plan.protocol.seed,
     };
-    match measure(
-        ctx.cfg,
-        &ctx.plan.protocol,
-        backend,
-        &spec,
-        telemetry,
-        cancel,
-        rec,
-    ) {
+    match measure(&ctx.plan.protocol, backend, &spec, telemetry, cancel, rec) {
         Ok(()) => {}
         Err(e) => rec.error = Some(e.to_string()),
     }
@@ -309,7 +301,6 @@ fn run_one(
 
 /// Opens the session and runs the protocol, filling `rec`.
 fn measure(
-    _cfg: &Config,
     p: &ProtocolConfig,
     backend: &dyn Backend,
     spec: &SessionSpec,
@@ -419,7 +410,7 @@ fn measure(
     drop(session);
 
     rec.duration_s = Some(round3(duration.as_secs_f64()));
-    fill_stats(rec, &lat_ms, spec.batch, p);
+    fill_stats(rec, &lat_ms, spec.batch);
     fill_telemetry(rec, &tele);
     match (run_error, reason) {
         (Some(e), _) => {
@@ -443,7 +434,7 @@ fn measure(
     Ok(())
 }
 
-fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32, _p: &ProtocolConfig) {
+fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32) {
     let Some(s) = Stats::compute(lat_ms, batch) else {
         return;
     };
