@@ -696,17 +696,7 @@ impl Daemon {
                 );
             }
         }
-        let req = SweepRequest {
-            sweep: args.sweep.clone(),
-            models: args.models,
-            batches: args.batches,
-            eps: args.eps,
-            threads: args.threads,
-            precisions: args.precisions,
-            backend: None,
-            delegate: None,
-        };
-        let plan = match plan::build(&cfg, &self.setup.zoo, &req) {
+        let plan = match plan::build(&cfg, &self.setup.zoo, &args) {
             Ok(p) => p,
             Err(e) => return Reply::new(Some(rid), Code::InvalidArgument, format!("{e:#}")),
         };

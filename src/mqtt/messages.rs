@@ -149,16 +149,9 @@ impl Verb {
     }
 }
 
-/// Arguments of `sweep-start`: a named sweep, optionally narrowed.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SweepArgs {
-    pub sweep: String,
-    pub models: Option<Vec<String>>,
-    pub batches: Option<Vec<u32>>,
-    pub eps: Option<Vec<String>>,
-    pub threads: Option<Vec<u32>>,
-    pub precisions: Option<Vec<String>>,
-}
+/// Arguments of `sweep-start`: a named sweep, optionally narrowed. The same request
+/// `edgebench run` builds from its flags (backend and delegate come from the sweep).
+pub use crate::bench::plan::SweepRequest as SweepArgs;
 
 /// A parsed command.
 #[derive(Debug, Clone, PartialEq)]
@@ -304,6 +297,8 @@ pub fn parse(verb: &str, payload: &[u8], limits: &Limits, now_ms: i64) -> Result
                 precisions: f.take("precisions", |v| {
                     list_of(v, |x| string_of(x, check_precision))
                 })?,
+                backend: None,
+                delegate: None,
             };
             Command::SweepStart(args)
         }
