@@ -3,29 +3,10 @@
 //! allocations are outside Rust's allocator and are what any application pays).
 
 mod common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+mod counting_alloc;
 
 #[global_allocator]
-static A: Counting = Counting;
+static A: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn ort_session_run_allocates_nothing_in_rust() {
@@ -48,13 +29,13 @@ fn ort_session_run_allocates_nothing_in_rust() {
         s.run().expect("warm-up");
     }
     let mut lat = Vec::with_capacity(100);
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     for _ in 0..100 {
         let t = std::time::Instant::now();
         s.run().expect("run");
         lat.push(t.elapsed().as_secs_f64());
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = counting_alloc::allocations();
     assert_eq!(after - before, 0, "allocations inside the timed loop");
     assert_eq!(lat.len(), 100);
 }

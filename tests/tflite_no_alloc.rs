@@ -3,42 +3,23 @@
 //! resized to batch 2) and sequential (MNIST, 3 invokes), and through the (stand-in)
 //! Edge TPU delegate. TFLite's own C++ allocations are outside Rust's allocator.
 
+mod counting_alloc;
 mod tflite_common;
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use edgebench::backend::tflite::TfliteBackend;
 use edgebench::backend::{Backend, BatchMode, Session};
 use tflite_common::*;
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: counting_alloc::Counting = counting_alloc::Counting;
 
 fn allocations_in_runs(s: &mut dyn Session, n: usize) -> usize {
     s.run().expect("warm-up");
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = counting_alloc::allocations();
     for _ in 0..n {
         s.run().expect("run");
     }
-    ALLOCS.load(Ordering::Relaxed) - before
+    counting_alloc::allocations() - before
 }
 
 // One test: the counter is process-wide, so nothing else may run beside it.
