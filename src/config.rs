@@ -727,7 +727,7 @@ impl Config {
         if !(0.0..1.0).contains(&self.telemetry.freq_drop_fraction) {
             bail!("telemetry.freq_drop_fraction must be in [0, 1)");
         }
-        crate::backend::edgetpu::DeviceSelector::parse(&self.tflite.edgetpu_device)
+        crate::backend::types::DeviceSelector::parse(&self.tflite.edgetpu_device)
             .map_err(anyhow::Error::msg)?;
         match self.onnxruntime.graph_optimization.as_str() {
             "disable" | "basic" | "extended" | "all" => {}

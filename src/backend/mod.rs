@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub mod edgetpu;
+pub mod loader;
 pub mod ort;
 pub mod tflite;
+pub mod types;
 
 /// How a session realises batch N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
