@@ -77,6 +77,10 @@ pub struct OnnxRuntimeConfig {
     /// When the requested execution provider is not in the loaded build: `false`
     /// fails the run (default), `true` runs on CPU and records `ep = "cpu"`.
     pub allow_fallback: bool,
+    /// An accelerator provider (cuda, tensorrt, xnnpack, acl...) that cannot take some
+    /// nodes: `false` fails the run (ONNX Runtime's `session.disable_cpu_ep_fallback`),
+    /// `true` lets those nodes run on the CPU and records `ort_cpu_fallback = "allowed"`.
+    pub allow_partial_fallback: bool,
     /// Intra-op spinning (busy-wait of idle pool threads).
     pub spinning: bool,
     /// Graph optimisation level: `disable`, `basic`, `extended`, `all`.
@@ -92,6 +96,7 @@ impl Default for OnnxRuntimeConfig {
         Self {
             library: String::new(),
             allow_fallback: false,
+            allow_partial_fallback: false,
             spinning: true,
             graph_optimization: "all".into(),
             inter_threads: 0,
@@ -198,6 +203,9 @@ pub struct ProtocolConfig {
     pub seed: u64,
     /// Shuffle the order of configurations (seeded).
     pub shuffle: bool,
+    /// A model whose batch axis is fixed to B, asked for batch N != B: `sequential`
+    /// runs N / B calls per batch (`batch_mode = "sequential"`), `fail` fails the run.
+    pub fixed_batch: String,
     /// Cool-down between configurations: wait until the hottest zone is below this ...
     pub cooldown_max_temp_c: f64,
     /// ... or this many seconds have passed (0: no cool-down).
@@ -217,6 +225,7 @@ impl Default for ProtocolConfig {
             target_rel_ci: 0.0,
             seed: 42,
             shuffle: false,
+            fixed_batch: "sequential".into(),
             cooldown_max_temp_c: 60.0,
             cooldown_max_s: 30.0,
             knee_fraction: 0.95,
@@ -236,6 +245,10 @@ impl ProtocolConfig {
             target_rel_ci: o.target_rel_ci.unwrap_or(self.target_rel_ci),
             seed: o.seed.unwrap_or(self.seed),
             shuffle: o.shuffle.unwrap_or(self.shuffle),
+            fixed_batch: o
+                .fixed_batch
+                .clone()
+                .unwrap_or_else(|| self.fixed_batch.clone()),
             cooldown_max_temp_c: o.cooldown_max_temp_c.unwrap_or(self.cooldown_max_temp_c),
             cooldown_max_s: o.cooldown_max_s.unwrap_or(self.cooldown_max_s),
             knee_fraction: o.knee_fraction.unwrap_or(self.knee_fraction),
@@ -258,6 +271,8 @@ impl ProtocolConfig {
         if self.min_runs == 0 {
             bail!("{at}: `min_runs` must be at least 1");
         }
+        crate::backend::types::FixedBatch::parse(&self.fixed_batch)
+            .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         if self.max_s <= 0.0 {
             bail!("{at}: `max_s` must be above 0");
         }
@@ -460,6 +475,8 @@ pub struct SweepConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shuffle: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_batch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown_max_temp_c: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown_max_s: Option<f64>,
@@ -485,6 +502,7 @@ impl Default for SweepConfig {
             target_rel_ci: None,
             seed: None,
             shuffle: None,
+            fixed_batch: None,
             cooldown_max_temp_c: None,
             cooldown_max_s: None,
             knee_fraction: None,

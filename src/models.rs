@@ -217,22 +217,26 @@ impl Zoo {
     }
 
     /// The entry for a model at a precision: an exact name with that precision, else
-    /// the variant whose base is `name` with that precision. `fp16` uses the fp32 file
-    /// (the runtime converts, e.g. TensorRT).
+    /// the variant whose base is `name` with that precision. `fp16`: an fp16 variant,
+    /// else the fp32 file.
     pub fn resolve(&self, name: &str, precision: &str) -> Option<&ModelEntry> {
-        let want = if precision == "fp16" {
-            "fp32"
-        } else {
-            precision
+        let find = |want: &str| {
+            self.models
+                .iter()
+                .find(|m| m.name == name && m.precision == want)
+                .or_else(|| {
+                    self.models
+                        .iter()
+                        .find(|m| m.base_name() == name && m.precision == want)
+                })
         };
-        self.models
-            .iter()
-            .find(|m| m.name == name && m.precision == want)
-            .or_else(|| {
-                self.models
-                    .iter()
-                    .find(|m| m.base_name() == name && m.precision == want)
-            })
+        // fp16: an fp16 variant when the manifest has one, else the fp32 file (which
+        // only TensorRT with fp16 allowed turns into an fp16 run; see
+        // backend::precision).
+        match precision {
+            "fp16" => find("fp16").or_else(|| find("fp32")),
+            p => find(p),
+        }
     }
 
     /// Full path of an entry's file.

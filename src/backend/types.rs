@@ -1,10 +1,12 @@
 //! Types shared by the runtimes and the configuration, with no dependency on either:
 //! which Edge TPU a run asks for ([`DeviceSelector`], validated by `config` and used by
-//! the Edge TPU delegate), and the opaque delegate handle passed between the TFLite
+//! the Edge TPU delegate), what a fixed batch axis does ([`FixedBatch`]), and the opaque delegate handle passed between the TFLite
 //! interpreter library and a delegate's own library.
 
 use std::ffi::c_int;
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 /// `TfLiteDelegate`: created and freed by the delegate's own library (libedgetpu), added
 /// to interpreter options by the TFLite C library; only handled through pointers.
@@ -116,6 +118,30 @@ impl fmt::Display for DeviceSelector {
             DeviceSelector::First => write!(f, "the first Edge TPU"),
             DeviceSelector::Index(n) => write!(f, "Edge TPU #{n}"),
             DeviceSelector::Kind(k, n) => write!(f, "{} Edge TPU #{n}", k.as_str()),
+        }
+    }
+}
+
+/// `[protocol] fixed_batch`: what a batch other than the model's fixed batch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixedBatch {
+    /// N / B calls of the model's batch B, one after another (`batch_mode = "sequential"`).
+    #[default]
+    Sequential,
+    /// The configuration fails with an error naming the model's fixed batch.
+    Fail,
+}
+
+impl FixedBatch {
+    /// Parses the config value; the error lists the accepted ones.
+    pub fn parse(s: &str) -> Result<FixedBatch, String> {
+        match s {
+            "sequential" => Ok(FixedBatch::Sequential),
+            "fail" => Ok(FixedBatch::Fail),
+            other => Err(format!(
+                "fixed_batch `{other}` is not one of: \"sequential\", \"fail\""
+            )),
         }
     }
 }

@@ -36,10 +36,18 @@ pub struct ResultRecord {
     pub ep: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ep_requested: Option<String>,
+    /// Precision that ran: what the model file and the runtime flags make it (see
+    /// `precision_requested` for what was asked).
     pub precision: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub precision_requested: Option<String>,
     pub batch: u32,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub batch_mode: Option<String>,
+    /// Samples per runtime call: `batch` when native, the model's fixed batch when
+    /// sequential (`batch / batch_per_call` calls per timed batch).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub batch_per_call: Option<u32>,
     /// Intra-op threads asked for (0: runtime default).
     pub threads: u32,
     /// Input shape fed, e.g. `1x3x224x224`.

@@ -226,6 +226,7 @@ fn base_record(ctx: &Context, rc: &RunConfig, index: usize) -> ResultRecord {
         ep: rc.ep.clone(),
         ep_requested: Some(rc.ep.clone()),
         precision: rc.precision.clone(),
+        precision_requested: Some(rc.precision.clone()),
         batch: rc.batch,
         threads: rc.threads,
         runtime: match rc.backend.as_str() {
@@ -282,6 +283,29 @@ fn run_one(
     };
     rec.runtime = backend.runtime().into();
     rec.runtime_version = Some(backend.runtime_version());
+    let trt = &ctx.cfg.tensorrt;
+    let precision = match backend::precision::resolve(
+        &rc.precision,
+        &entry.precision,
+        &rc.backend,
+        &rc.ep,
+        trt.fp16,
+        trt.int8,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.error = Some(format!("model `{}` ({}): {e}", entry.name, entry.file));
+            return;
+        }
+    };
+    rec.precision = precision.effective.clone();
+    let fixed_batch = match backend::FixedBatch::parse(&ctx.plan.protocol.fixed_batch) {
+        Ok(f) => f,
+        Err(e) => {
+            rec.error = Some(format!("protocol: {e}"));
+            return;
+        }
+    };
     let spec = SessionSpec {
         model_path: path,
         input_name: entry.input_name.clone(),
@@ -289,9 +313,13 @@ fn run_one(
         input_dtype: entry.dtype.clone(),
         batch: rc.batch,
         ep: rc.ep.clone(),
-        precision: rc.precision.clone(),
+        precision: precision.effective,
+        trt_fp16: precision.trt_fp16,
+        trt_int8: precision.trt_int8,
         threads: rc.threads,
         seed: ctx.plan.protocol.seed,
+        fixed_batch,
+        mem_root: Some(std::path::PathBuf::from(&ctx.cfg.telemetry.sysroot)),
     };
     match measure(&ctx.plan.protocol, backend, &spec, telemetry, cancel, rec) {
         Ok(()) => {}
@@ -313,6 +341,7 @@ fn measure(
     let open_ms = t0.elapsed().as_secs_f64() * 1e3;
     rec.ep = session.ep_used();
     rec.batch_mode = Some(session.batch_mode().as_str().into());
+    rec.batch_per_call = Some(session.batch_per_call());
     rec.input_shape = Some(
         session
             .input_shape()
