@@ -3,7 +3,8 @@
 //!
 //! Per session: model from file, interpreter options (threads, error reporter, delegate),
 //! interpreter, input batch resolved, inputs filled from seeded data, output buffers
-//! allocated. [`Session::run`] only invokes and copies the outputs out.
+//! allocated. [`Session::run`] only invokes; [`Session::read_outputs`] copies the
+//! outputs out after the timed region (as ONNX Runtime's bound outputs need no copy).
 //!
 //! Batch: TFLite models usually have a fixed batch. Batch N runs natively (one invoke)
 //! when the model's batch already is N or its input can be resized to N (resize +
@@ -23,8 +24,11 @@ use serde_json::{json, Map, Value};
 
 use super::edgetpu::{EdgeTpuDelegate, EdgeTpuLib};
 use super::loader::{library_candidates, open_first};
+use super::memory::{check_fits, try_collect};
 use super::types::DeviceSelector;
-use super::{seeded_f32, seeded_u8, Backend, BackendError, BatchMode, Session, SessionSpec};
+use super::{
+    seeded_f32, seeded_u8, Backend, BackendError, BatchMode, FixedBatch, Session, SessionSpec,
+};
 use crate::config::Config;
 
 pub mod capi;
@@ -342,6 +346,20 @@ impl TfliteSession {
             .collect();
         let model_batch = original[0].first().copied().filter(|&b| b > 0).unwrap_or(1);
         let want = i64::from(spec.batch.max(1));
+        if let Some(root) = &spec.mem_root {
+            // Inputs and outputs at the model's batch, scaled to the one asked for:
+            // refused before TFLite allocates its arena at that size.
+            let n_out = (api.get_output_tensor_count)(self.interpreter);
+            let at_model: u64 = (0..n_in)
+                .map(|i| tensor_bytes(&api, (api.get_input_tensor)(self.interpreter, i)))
+                .chain(
+                    (0..n_out.max(0))
+                        .map(|i| tensor_bytes(&api, (api.get_output_tensor)(self.interpreter, i))),
+                )
+                .fold(0u64, u64::saturating_add);
+            let needed = (at_model / model_batch.max(1) as u64).saturating_mul(want as u64);
+            check_fits(root, needed, &format!("model {shown} batch {want}"))?;
+        }
 
         let mut resized = false;
         if want != model_batch && !graph.edgetpu_compiled() {
@@ -354,7 +372,7 @@ impl TfliteSession {
             }
         }
         if !resized {
-            self.sequential(&shown, model_batch, want)?;
+            self.sequential(&shown, model_batch, want, spec.fixed_batch)?;
         }
         self.prepare_io(spec)?;
         match self.first_run() {
@@ -362,7 +380,7 @@ impl TfliteSession {
             Err(e) if resized => {
                 self.resize_error = Some(format!("invoke at batch {want} failed: {e}"));
                 self.resize_back(&original)?;
-                self.sequential(&shown, model_batch, want)?;
+                self.sequential(&shown, model_batch, want, spec.fixed_batch)?;
                 self.prepare_io(spec)?;
                 self.first_run()
             }
@@ -370,13 +388,24 @@ impl TfliteSession {
         }
     }
 
-    /// Allocates at the model's own batch and plans `want / model_batch` invokes.
+    /// Allocates at the model's own batch and plans `want / model_batch` invokes, or
+    /// fails when `fixed` says so.
     unsafe fn sequential(
         &mut self,
         shown: &std::path::Display<'_>,
         model_batch: i64,
         want: i64,
+        fixed: FixedBatch,
     ) -> Result<(), BackendError> {
+        if want != model_batch && fixed == FixedBatch::Fail {
+            return Err(BackendError::Failed(format!(
+                "model {shown}: the batch axis is fixed to {model_batch}{}, so batch {want} cannot run in                  one invoke; [protocol] fixed_batch = \"fail\" refuses it (\"sequential\" runs {want} / {model_batch} invokes)",
+                self.resize_error
+                    .as_deref()
+                    .map(|e| format!(" (resize refused: {e})"))
+                    .unwrap_or_default()
+            )));
+        }
         if (self.api.allocate_tensors)(self.interpreter) != TFLITE_OK {
             return Err(BackendError::Failed(format!(
                 "allocating tensors for {shown} failed: {}",
@@ -426,12 +455,18 @@ impl TfliteSession {
             }
         }
         let n_out = (api.get_output_tensor_count)(self.interpreter);
-        self.outputs = (0..n_out.max(0))
-            .map(|i| {
-                let t = (api.get_output_tensor)(self.interpreter, i);
-                (t, vec![0u8; (api.tensor_byte_size)(t)])
-            })
-            .collect();
+        let mut outputs = Vec::new();
+        for i in 0..n_out.max(0) {
+            let t = (api.get_output_tensor)(self.interpreter, i);
+            let n = (api.tensor_byte_size)(t);
+            let buf = try_collect(
+                n,
+                std::iter::repeat(0u8),
+                &format!("output #{i} of {shown}"),
+            )?;
+            outputs.push((t, buf));
+        }
+        self.outputs = outputs;
         Ok(())
     }
 
@@ -494,7 +529,8 @@ impl TfliteSession {
         Ok(())
     }
 
-    /// Output `i` as copied after the last invoke (raw bytes, the tensor's type).
+    /// Output `i` as copied by the last [`Session::read_outputs`] (raw bytes, the
+    /// tensor's type).
     pub fn output(&self, i: usize) -> Option<&[u8]> {
         self.outputs.get(i).map(|(_, b)| b.as_slice())
     }
@@ -522,6 +558,21 @@ impl TfliteSession {
         }
         Ok(())
     }
+}
+
+/// Bytes of a tensor from its dims and type (valid before allocation, unlike
+/// `TfLiteTensorByteSize`). Unknown types count 8 bytes per element.
+unsafe fn tensor_bytes(api: &TfliteApi, t: *const TfLiteTensor) -> u64 {
+    let elem: u64 = match (api.tensor_type)(t) {
+        dtype::UINT8 | dtype::INT8 | dtype::BOOL => 1,
+        dtype::INT16 | dtype::FLOAT16 => 2,
+        dtype::FLOAT32 | dtype::INT32 => 4,
+        _ => 8,
+    };
+    api.dims(t)
+        .iter()
+        .map(|&d| u64::try_from(d.max(1)).unwrap_or(1))
+        .fold(elem, u64::saturating_mul)
 }
 
 /// Seeded input bytes for a tensor, by its type.
@@ -617,7 +668,7 @@ impl Session for TfliteSession {
 
     fn run(&mut self) -> Result<(), BackendError> {
         for _ in 0..self.invokes {
-            // SAFETY: interpreter and output tensors are live; buffers have their sizes.
+            // SAFETY: the interpreter is live and its tensors allocated.
             unsafe {
                 if (self.api.invoke)(self.interpreter) != TFLITE_OK {
                     return Err(BackendError::Failed(format!(
@@ -625,9 +676,22 @@ impl Session for TfliteSession {
                         or_unknown(&self.errors.take())
                     )));
                 }
-                for (t, buf) in &mut self.outputs {
-                    (self.api.tensor_copy_to_buffer)(*t, buf.as_mut_ptr().cast(), buf.len());
-                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_outputs(&mut self) -> Result<(), BackendError> {
+        for (i, (t, buf)) in self.outputs.iter_mut().enumerate() {
+            // SAFETY: t is a live output tensor; buf has its byte size.
+            let status =
+                unsafe { (self.api.tensor_copy_to_buffer)(*t, buf.as_mut_ptr().cast(), buf.len()) };
+            if status != TFLITE_OK {
+                return Err(BackendError::Failed(format!(
+                    "copying output #{i} ({} bytes) failed: {}",
+                    buf.len(),
+                    or_unknown(&self.errors.take())
+                )));
             }
         }
         Ok(())
