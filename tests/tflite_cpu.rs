@@ -66,6 +66,10 @@ fn missing_or_wrong_library_is_a_clear_error() {
             panic!("expected a Library error")
         };
         assert!(e.contains("symbol TfLiteVersion missing"), "{e}");
+    } else if std::env::var_os("EDGEBENCH_REQUIRE_TFLITE").is_some() {
+        panic!(
+            "no libm.so.6 found to load as a non-TFLite library (EDGEBENCH_REQUIRE_TFLITE is set)"
+        );
     }
 }
 

@@ -13,6 +13,9 @@ pub enum StopReason {
     MaxTime,
     /// The sweep was cancelled.
     Cancelled,
+    /// The latency buffer, sized before timing for `max_s` at the warm-up's pace, is
+    /// full (the runs got much faster than warm-up); it is never grown while timing.
+    BufferFull,
 }
 
 impl StopReason {
@@ -22,6 +25,7 @@ impl StopReason {
             StopReason::CiTarget => "ci_target",
             StopReason::MaxTime => "max_time",
             StopReason::Cancelled => "cancelled",
+            StopReason::BufferFull => "buffer_full",
         }
     }
 }
@@ -126,8 +130,13 @@ mod tests {
     #[test]
     fn capacity_covers_max_time() {
         let p = p();
-        assert!(latency_capacity(&p, 0.001) >= 5000);
-        assert!(latency_capacity(&p, 10.0) >= 10);
-        assert!(latency_capacity(&p, 0.0) <= 20_000_000);
+        // max_s 5 at 1 ms per run, with 1.5x headroom.
+        assert_eq!(latency_capacity(&p, 0.001), 7500);
+        // Slower than max_s: the floor is min_runs + 16.
+        assert_eq!(latency_capacity(&p, 10.0), 26);
+        // Unknown pace, or absurdly fast: the cap.
+        assert_eq!(latency_capacity(&p, 0.0), 20_000_000);
+        assert_eq!(latency_capacity(&p, 1e-12), 20_000_000);
+        assert_eq!(StopReason::BufferFull.as_str(), "buffer_full");
     }
 }

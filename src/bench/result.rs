@@ -194,8 +194,8 @@ impl Record {
     pub fn to_json(&self) -> String {
         // Serialising these plain structs cannot fail (no maps with non-string keys).
         match self {
-            Record::Result(r) => serde_json::to_string(r),
-            Record::Summary(s) => serde_json::to_string(s),
+            Record::Result(r) => finite_json(r.as_ref()),
+            Record::Summary(s) => finite_json(s.as_ref()),
         }
         .expect("record serialises")
     }
@@ -210,6 +210,24 @@ impl Record {
             None => anyhow::bail!("line has no `record` key"),
         }
     }
+}
+
+/// JSON of a flat record in field order, without NaN / inf: serde_json writes a
+/// non-finite float as `null`, and an absent reading must be an absent key, so such
+/// keys are dropped (the struct is rebuilt without them to keep the field order).
+fn finite_json<T>(rec: &T) -> serde_json::Result<String>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let line = serde_json::to_string(rec)?;
+    if !line.contains("null") {
+        return Ok(line);
+    }
+    let mut v = serde_json::to_value(rec)?;
+    if let serde_json::Value::Object(m) = &mut v {
+        m.retain(|_, x| !x.is_null());
+    }
+    serde_json::to_string(&serde_json::from_value::<T>(v)?)
 }
 
 /// Unix time in milliseconds.
@@ -249,6 +267,50 @@ mod tests {
         assert_eq!(
             Record::from_json(&line).unwrap(),
             Record::Result(Box::new(r))
+        );
+    }
+
+    #[test]
+    fn non_finite_values_never_reach_a_record() {
+        let mut r = ResultRecord {
+            record: "result".into(),
+            status: "ok".into(),
+            error: Some("a null pointer in the message stays".into()),
+            latency_ms_p50: Some(f64::NAN),
+            throughput_ips: Some(f64::INFINITY),
+            median_rel_ci: Some(f64::NEG_INFINITY),
+            latency_ms_p90: Some(2.5),
+            ..Default::default()
+        };
+        r.extra
+            .insert("x_ratio".into(), serde_json::json!(f64::NAN));
+        let line = Record::Result(Box::new(r)).to_json();
+        assert!(!line.contains(":null"), "{line}");
+        for k in [
+            "latency_ms_p50",
+            "throughput_ips",
+            "median_rel_ci",
+            "x_ratio",
+        ] {
+            assert!(!line.contains(k), "{k} in {line}");
+        }
+        assert!(line.contains("\"latency_ms_p90\":2.5"), "{line}");
+        assert!(line.contains("null pointer"), "{line}");
+        assert!(
+            line.starts_with("{\"record\":\"result\""),
+            "field order kept: {line}"
+        );
+        let mut s = SummaryRecord {
+            record: "summary".into(),
+            peak_throughput_ips: Some(f64::NAN),
+            knee_fraction: 0.95,
+            ..Default::default()
+        };
+        s.gains.insert("gain_b1".into(), f64::INFINITY);
+        let line = Record::Summary(Box::new(s)).to_json();
+        assert!(
+            !line.contains("null") && !line.contains("gain_b1"),
+            "{line}"
         );
     }
 

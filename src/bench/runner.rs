@@ -409,8 +409,8 @@ fn measure(
             lat_ms.push(d.as_secs_f64() * 1e3);
         } else {
             // Capacity is sized for max_s at warm-up pace; running past it means the
-            // runs got much faster than warm-up. Stop rather than reallocate.
-            break Some(StopReason::MaxTime);
+            // runs got much faster than warm-up. Stop rather than reallocate, and say so.
+            break Some(StopReason::BufferFull);
         }
         if cancel.load(Ordering::Relaxed) {
             break Some(StopReason::Cancelled);
@@ -469,28 +469,32 @@ fn measure(
     Ok(())
 }
 
+/// A statistic for the record: rounded, or absent when not finite (an infinite CI,
+/// a zero-duration throughput), so NaN / inf never reach a record.
+fn fin(x: f64) -> Option<f64> {
+    x.is_finite().then(|| round6(x))
+}
+
 fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32) {
     let Some(s) = Stats::compute(lat_ms, batch) else {
         return;
     };
     rec.iterations = Some(s.count as u64);
-    rec.latency_ms_mean = Some(round6(s.mean));
-    rec.latency_ms_std = Some(round6(s.std));
-    rec.latency_ms_min = Some(round6(s.min));
-    rec.latency_ms_max = Some(round6(s.max));
-    rec.latency_ms_p50 = Some(round6(s.p50));
-    rec.latency_ms_p90 = Some(round6(s.p90));
-    rec.latency_ms_p95 = Some(round6(s.p95));
-    rec.latency_ms_p99 = Some(round6(s.p99));
-    rec.latency_ms_p999 = Some(round6(s.p999));
-    rec.latency_ms_per_sample_p50 = Some(round6(s.p50 / batch as f64));
-    rec.throughput_ips = Some(round6(s.throughput_ips));
-    rec.latency_ms_sum = Some(round6(s.sum_ms));
-    rec.cv = Some(round6(s.cv));
+    rec.latency_ms_mean = fin(s.mean);
+    rec.latency_ms_std = fin(s.std);
+    rec.latency_ms_min = fin(s.min);
+    rec.latency_ms_max = fin(s.max);
+    rec.latency_ms_p50 = fin(s.p50);
+    rec.latency_ms_p90 = fin(s.p90);
+    rec.latency_ms_p95 = fin(s.p95);
+    rec.latency_ms_p99 = fin(s.p99);
+    rec.latency_ms_p999 = fin(s.p999);
+    rec.latency_ms_per_sample_p50 = fin(s.p50 / batch as f64);
+    rec.throughput_ips = fin(s.throughput_ips);
+    rec.latency_ms_sum = fin(s.sum_ms);
+    rec.cv = fin(s.cv);
     rec.outliers = Some(s.outliers as u64);
-    if s.median_rel_ci.is_finite() {
-        rec.median_rel_ci = Some(round6(s.median_rel_ci));
-    }
+    rec.median_rel_ci = fin(s.median_rel_ci);
 }
 
 fn fill_telemetry(rec: &mut ResultRecord, t: &WindowSummary) {
@@ -510,6 +514,11 @@ fn fill_telemetry(rec: &mut ResultRecord, t: &WindowSummary) {
     rec.energy_method = t.energy_method.clone();
 }
 
+/// Runs below which p99 is the maximum (or next to it) rather than an estimate.
+pub const TAIL_P99_MIN_RUNS: u64 = 100;
+/// Runs below which p99.9 is the maximum (flagged `tail_undersampled`).
+pub const TAIL_P999_MIN_RUNS: u64 = 1000;
+
 /// Machine-readable warning flags, comma-separated (absent when none).
 fn warnings(rec: &ResultRecord, p: &ProtocolConfig) -> Option<String> {
     let mut w = Vec::new();
@@ -528,6 +537,9 @@ fn warnings(rec: &ResultRecord, p: &ProtocolConfig) -> Option<String> {
             w.push("slow_first_run");
         }
     }
+    if count > 0 && count < TAIL_P999_MIN_RUNS {
+        w.push("tail_undersampled");
+    }
     (!w.is_empty()).then(|| w.join(","))
 }
 
@@ -538,6 +550,7 @@ pub fn warning_text(flag: &str) -> &'static str {
         "throttled" => "the board throttled during the timed window: the numbers are not steady-state; improve cooling or raise cool-down",
         "few_runs" => "the timed phase hit max_s before min_runs: raise max_s for trustworthy statistics",
         "slow_first_run" => "the first inference was over 5x slower than the median (lazy initialisation); it is excluded from the statistics",
+        "tail_undersampled" => "p99 needs at least 100 timed runs and p99.9 at least 1000; with fewer they are (close to) the maximum, not a tail estimate: raise min_runs",
         _ => "",
     }
 }
@@ -665,6 +678,8 @@ mod tests {
             outliers: Some(0),
             ..Default::default()
         };
+        assert_eq!(warnings(&r, &p).as_deref(), Some("tail_undersampled"));
+        r.iterations = Some(1000);
         assert_eq!(warnings(&r, &p), None);
         r.cv = Some(0.2);
         r.throttled = Some(true);
@@ -673,10 +688,98 @@ mod tests {
         r.latency_ms_p50 = Some(1.0);
         assert_eq!(
             warnings(&r, &p).unwrap(),
-            "noisy,throttled,few_runs,slow_first_run"
+            "noisy,throttled,few_runs,slow_first_run,tail_undersampled"
         );
-        for f in ["noisy", "throttled", "few_runs", "slow_first_run"] {
+        for f in [
+            "noisy",
+            "throttled",
+            "few_runs",
+            "slow_first_run",
+            "tail_undersampled",
+        ] {
             assert!(!warning_text(f).is_empty());
         }
+    }
+
+    /// A session that is slow during warm-up (20 ms a run) and then instant: the
+    /// latency buffer sized at warm-up pace fills long before min_s.
+    struct SpeedsUp {
+        runs: u32,
+    }
+
+    impl backend::Session for SpeedsUp {
+        fn batch_mode(&self) -> backend::BatchMode {
+            backend::BatchMode::Native
+        }
+        fn ep_used(&self) -> String {
+            "cpu".into()
+        }
+        fn input_shape(&self) -> Vec<i64> {
+            vec![1]
+        }
+        fn first_run_ms(&self) -> Option<f64> {
+            Some(20.0)
+        }
+        fn run(&mut self) -> Result<(), BackendError> {
+            self.runs += 1;
+            if self.runs <= 2 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(())
+        }
+    }
+
+    struct SpeedsUpBackend;
+
+    impl Backend for SpeedsUpBackend {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn runtime(&self) -> &'static str {
+            "test"
+        }
+        fn runtime_version(&self) -> String {
+            "0".into()
+        }
+        fn providers(&self) -> Vec<String> {
+            vec!["cpu".into()]
+        }
+        fn open(&self, _: &SessionSpec) -> Result<Box<dyn backend::Session>, BackendError> {
+            Ok(Box::new(SpeedsUp { runs: 0 }))
+        }
+    }
+
+    #[test]
+    fn a_full_latency_buffer_is_its_own_stop_reason() {
+        let p = ProtocolConfig {
+            warmup_runs: 2,
+            warmup_s: 0.0,
+            min_runs: 10,
+            min_s: 5.0,
+            max_s: 10.0,
+            ..Default::default()
+        };
+        let mut rec = ResultRecord::default();
+        let spec = SessionSpec {
+            batch: 1,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        measure(
+            &p,
+            &SpeedsUpBackend,
+            &spec,
+            None,
+            &AtomicBool::new(false),
+            &mut rec,
+        )
+        .unwrap();
+        // Capacity: max_s / (20 ms + sleep overshoot) * 1.5, at most 750 runs,
+        // reached well before min_s.
+        assert_eq!(rec.stop_reason.as_deref(), Some("buffer_full"), "{rec:?}");
+        let n = rec.iterations.unwrap();
+        assert!((600..=750).contains(&n), "{n} runs");
+        assert_eq!(rec.status, "ok");
+        assert!(t.elapsed() < Duration::from_secs(5), "stopped before min_s");
     }
 }
