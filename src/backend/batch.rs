@@ -82,7 +82,7 @@ pub fn plan_batch(
                      (\"sequential\" runs {batch} / {b} calls instead, or export the model with a dynamic batch axis)"
                 )))
             }
-            FixedBatch::Sequential if batch % b != 0 => {
+            FixedBatch::Sequential if !batch.is_multiple_of(b) => {
                 return Err(BackendError::Failed(format!(
                     "{what}: the model's batch axis is fixed to {b} (input {reference:?}); batch {batch} is not \
                      a multiple of it, so it cannot run as whole calls"
