@@ -737,6 +737,36 @@ mod tests {
         assert_eq!(short_name("FooExecutionProvider"), "foo");
     }
 
+    /// The key is one ONNX Runtime knows: with only the CPU provider and fall-back to it
+    /// disabled, session creation fails (a misspelt key would be silently ignored).
+    #[test]
+    fn disable_cpu_ep_fallback_is_honoured_by_onnxruntime() {
+        let mut cfg = Config::default();
+        cfg.onnxruntime.library = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.deps/onnxruntime/lib/libonnxruntime.so"
+        )
+        .into();
+        let b = OrtBackend::load(&cfg).expect("ONNX Runtime from make deps");
+        let model = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/models/tiny_cnn.onnx"
+        );
+        let e = OrtSession::builder(&b.loaded.env)
+            .unwrap()
+            .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
+            .unwrap()
+            .commit_from_file(model)
+            .err()
+            .expect("a CPU-only session with CPU fall-back disabled must fail")
+            .to_string();
+        assert!(e.to_lowercase().contains("fallback"), "{e}");
+        OrtSession::builder(&b.loaded.env)
+            .unwrap()
+            .commit_from_file(model)
+            .expect("without the key the same session opens");
+    }
+
     #[test]
     fn explicit_library_is_the_only_candidate() {
         let mut cfg = Config::default();
