@@ -453,6 +453,7 @@ fn cmd_info(cfg: &Config, json: bool) -> Result<ExitCode> {
         info.insert("l4t".into(), l.clone().into());
     }
     info.insert("probes".into(), tele.probes_found().join(",").into());
+    info.extend(edgebench::telemetry::context::read(tele.root()).to_map());
     info.extend(edgebench::backend::ort::probe_info(cfg));
     info.extend(edgebench::backend::tflite::probe_info(cfg));
     if json {

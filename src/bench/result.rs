@@ -133,6 +133,10 @@ pub struct ResultRecord {
     pub governor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seed: Option<u64>,
+    /// Board, power mode, clocks and library versions (flat keys, telemetry/context.rs).
+    /// Before `extra`, so that it takes its keys first when a line is parsed.
+    #[serde(flatten)]
+    pub context: crate::telemetry::context::RunContext,
     /// Backend-specific flat fields (provider options, op mapping...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

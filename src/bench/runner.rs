@@ -18,7 +18,8 @@ use super::stats::{median_rel_ci, Stats};
 use crate::backend::{self, Backend, BackendError, SessionSpec};
 use crate::config::{Config, ProtocolConfig};
 use crate::models::{sha256_file, Zoo};
-use crate::telemetry::{Telemetry, WindowSummary};
+use crate::telemetry::context::{self, RunContext};
+use crate::telemetry::{SysRoot, Telemetry, WindowSummary};
 
 /// Progress of a sweep, reported before each configuration and after the last.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +92,8 @@ struct Context<'a> {
     board: String,
     kernel: Option<String>,
     governor: Option<String>,
+    /// Read once per sweep from the board's files (never in the timed loop).
+    run_context: RunContext,
 }
 
 /// Runs the plan. Blocking: call it from its own thread. `cancel` is checked between
@@ -111,6 +114,7 @@ pub fn run_sweep(
     } else {
         None
     };
+    let run_context = context::read(&SysRoot::new(&cfg.telemetry.sysroot));
     let ctx = Context {
         cfg,
         plan,
@@ -126,10 +130,16 @@ pub fn run_sweep(
                     cfg.device.board.clone()
                 }
             }),
-        kernel: nix::sys::utsname::uname()
-            .ok()
-            .map(|u| u.release().to_string_lossy().into_owned()),
-        governor: telemetry.as_ref().and_then(|t| t.governor()),
+        kernel: run_context.kernel.clone().or_else(|| {
+            nix::sys::utsname::uname()
+                .ok()
+                .map(|u| u.release().to_string_lossy().into_owned())
+        }),
+        governor: telemetry
+            .as_ref()
+            .and_then(|t| t.governor())
+            .or_else(|| run_context.governor.clone()),
+        run_context,
     };
     let mut backends = Backends {
         cfg,
@@ -236,6 +246,7 @@ fn base_record(ctx: &Context, rc: &RunConfig, index: usize) -> ResultRecord {
         kernel: ctx.kernel.clone(),
         governor: ctx.governor.clone(),
         seed: Some(ctx.plan.protocol.seed),
+        context: ctx.run_context.clone(),
         ..Default::default()
     }
 }
@@ -312,6 +323,11 @@ fn measure(
     let mut session = backend.open(spec)?;
     let open_ms = t0.elapsed().as_secs_f64() * 1e3;
     rec.ep = session.ep_used();
+    if matches!(rec.ep.as_str(), "cuda" | "tensorrt") {
+        // The GPU libraries the provider really mapped, rather than those installed.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        rec.context.apply_loaded(&context::loaded_libraries(&maps));
+    }
     rec.batch_mode = Some(session.batch_mode().as_str().into());
     rec.input_shape = Some(
         session
