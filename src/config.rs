@@ -194,6 +194,9 @@ pub struct ProtocolConfig {
     /// Stop early once the 95 % CI half-width of the median, relative to it, is
     /// below this (0: off). Only after `min_runs` and `min_s` are met.
     pub target_rel_ci: f64,
+    /// What `target_rel_ci` is about: `median` (latency median) or `mean` (mean latency,
+    /// hence throughput, by batch means).
+    pub ci_target_stat: crate::bench::stats::CiStat,
     /// Seed of input data and configuration order.
     pub seed: u64,
     /// Shuffle the order of configurations (seeded).
@@ -215,6 +218,7 @@ impl Default for ProtocolConfig {
             min_s: 3.0,
             max_s: 20.0,
             target_rel_ci: 0.0,
+            ci_target_stat: Default::default(),
             seed: 42,
             shuffle: false,
             cooldown_max_temp_c: 60.0,
@@ -234,6 +238,7 @@ impl ProtocolConfig {
             min_s: o.min_s.unwrap_or(self.min_s),
             max_s: o.max_s.unwrap_or(self.max_s),
             target_rel_ci: o.target_rel_ci.unwrap_or(self.target_rel_ci),
+            ci_target_stat: o.ci_target_stat.unwrap_or(self.ci_target_stat),
             seed: o.seed.unwrap_or(self.seed),
             shuffle: o.shuffle.unwrap_or(self.shuffle),
             cooldown_max_temp_c: o.cooldown_max_temp_c.unwrap_or(self.cooldown_max_temp_c),
@@ -465,6 +470,8 @@ pub struct SweepConfig {
     pub cooldown_max_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knee_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci_target_stat: Option<crate::bench::stats::CiStat>,
 }
 
 impl Default for SweepConfig {
@@ -488,6 +495,7 @@ impl Default for SweepConfig {
             cooldown_max_temp_c: None,
             cooldown_max_s: None,
             knee_fraction: None,
+            ci_target_stat: None,
         }
     }
 }

@@ -91,6 +91,19 @@ pub struct ResultRecord {
     /// Relative half-width of the 95 % CI of the median.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub median_rel_ci: Option<f64>,
+    /// 95 % CI of `throughput_ips` by batch means (blocks of consecutive runs, so
+    /// drift widens it): lower end, samples/s ...
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throughput_ips_ci_low: Option<f64>,
+    /// ... and upper end.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throughput_ips_ci_high: Option<f64>,
+    /// Relative half-width of the 95 % batch-means CI of the mean latency.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mean_rel_ci: Option<f64>,
+    /// Blocks of consecutive runs behind the batch-means CI.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ci_blocks: Option<u32>,
     /// Comma-separated warning flags (`noisy`, `throttled`, `few_runs`, `slow_first_run`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub warnings: Option<String>,

@@ -12,9 +12,9 @@ use anyhow::Result;
 
 use super::knee::{find_knee, relative_gain};
 use super::plan::{Plan, RunConfig};
-use super::protocol::{latency_capacity, should_stop, warmup_done, StopReason};
+use super::protocol::{latency_capacity, should_stop, target_rel_ci_now, warmup_done, StopReason};
 use super::result::{now_ms, Record, ResultRecord, SummaryRecord, SCHEMA};
-use super::stats::{median_rel_ci, Stats};
+use super::stats::{batch_means, CiStat, Stats};
 use crate::backend::{self, Backend, BackendError, SessionSpec};
 use crate::config::{Config, ProtocolConfig};
 use crate::models::{sha256_file, Zoo};
@@ -375,11 +375,13 @@ fn measure(
 
     // Timed phase. Everything it touches is allocated before it starts.
     let mut lat_ms: Vec<f64> = Vec::with_capacity(latency_capacity(p, warm_mean_s));
-    let mut scratch: Vec<f64> = Vec::with_capacity(if p.target_rel_ci > 0.0 {
-        lat_ms.capacity()
-    } else {
-        0
-    });
+    let mut scratch: Vec<f64> = Vec::with_capacity(
+        if p.target_rel_ci > 0.0 && p.ci_target_stat == CiStat::Median {
+            lat_ms.capacity()
+        } else {
+            0
+        },
+    );
     let mut next_ci_check = p.min_s;
     let window = telemetry.map(|t| t.start_window());
     let start = Instant::now();
@@ -403,16 +405,14 @@ fn measure(
             break Some(StopReason::Cancelled);
         }
         let elapsed = start.elapsed().as_secs_f64();
-        // The CI of the median needs a sort: do it at most every 0.5 s.
+        // The CI of the median needs a sort, that of the mean a pass over the runs:
+        // do either at most every 0.5 s.
         let ci = if p.target_rel_ci > 0.0
             && elapsed >= next_ci_check
             && lat_ms.len() >= p.min_runs as usize
         {
             next_ci_check = elapsed + 0.5;
-            scratch.clear();
-            scratch.extend_from_slice(&lat_ms);
-            scratch.sort_unstable_by(f64::total_cmp);
-            Some(median_rel_ci(&scratch))
+            target_rel_ci_now(p.ci_target_stat, &lat_ms, &mut scratch)
         } else {
             None
         };
@@ -471,6 +471,14 @@ fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32) {
     rec.outliers = Some(s.outliers as u64);
     if s.median_rel_ci.is_finite() {
         rec.median_rel_ci = Some(round6(s.median_rel_ci));
+    }
+    if let Some(bm) = batch_means(lat_ms) {
+        rec.mean_rel_ci = Some(round6(bm.rel()));
+        rec.ci_blocks = Some(bm.blocks as u32);
+        if let Some((lo, hi)) = bm.throughput_ci(batch) {
+            rec.throughput_ips_ci_low = Some(round6(lo));
+            rec.throughput_ips_ci_high = Some(round6(hi));
+        }
     }
 }
 
