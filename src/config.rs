@@ -40,6 +40,8 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub commands: CommandsConfig,
     pub report: ReportConfig,
+    /// `--batch auto`: how the knee search grows and refines.
+    pub batch_search: crate::bench::search::BatchSearchConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -530,6 +532,7 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             commands: CommandsConfig::default(),
             report: ReportConfig::default(),
+            batch_search: Default::default(),
             sweeps,
         }
     }
@@ -723,6 +726,7 @@ impl Config {
     /// Cross-field checks, with the key named.
     pub fn validate(&self) -> Result<()> {
         self.protocol.validate("protocol")?;
+        self.batch_search.validate("batch_search")?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }

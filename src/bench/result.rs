@@ -40,6 +40,9 @@ pub struct ResultRecord {
     pub batch: u32,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub batch_mode: Option<String>,
+    /// `auto` when a knee search (`--batch auto`) chose this batch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub batch_search: Option<String>,
     /// Intra-op threads asked for (0: runtime default).
     pub threads: u32,
     /// Input shape fed, e.g. `1x3x224x224`.

@@ -14,6 +14,7 @@ use super::knee::{find_knee, relative_gain};
 use super::plan::{Plan, RunConfig};
 use super::protocol::{latency_capacity, should_stop, target_rel_ci_now, warmup_done, StopReason};
 use super::result::{now_ms, Record, ResultRecord, SummaryRecord, SCHEMA};
+use super::search::{KneeSearch, Measured, Step};
 use super::stats::{batch_means, CiStat, Stats};
 use crate::backend::{self, Backend, BackendError, SessionSpec};
 use crate::config::{Config, ProtocolConfig};
@@ -150,51 +151,68 @@ pub fn run_sweep(
         sweep_id: plan.sweep_id.clone(),
         ..Default::default()
     };
-    let total = plan.configs.len();
-    let started = Instant::now();
+    let total = match &plan.batch_search {
+        Some(bs) => plan.configs.len() * KneeSearch::max_points(bs),
+        None => plan.configs.len(),
+    };
+    let mut points = Points {
+        ctx: &ctx,
+        zoo,
+        backends: &mut backends,
+        sha_cache: &mut sha_cache,
+        telemetry: telemetry.as_ref(),
+        cancel,
+        started: Instant::now(),
+        total,
+        index: 0,
+    };
 
-    for (i, rc) in plan.configs.iter().enumerate() {
+    for rc in &plan.configs {
         if cancel.load(Ordering::Relaxed) {
             out.cancelled = true;
             break;
         }
-        let eta_s =
-            (i > 0).then(|| started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
-        sink.progress(&Progress {
-            done: i,
-            total,
-            current: rc.label(),
-            eta_s,
-        });
-
-        let cooldown = match (&telemetry, i > 0 && plan.protocol.cooldown_max_s > 0.0) {
-            (Some(t), true) => Some(t.cool_down(
-                plan.protocol.cooldown_max_temp_c,
-                plan.protocol.cooldown_max_s,
-            )),
-            _ => None,
-        };
-        let mut rec = base_record(&ctx, rc, i);
-        if let Some(c) = cooldown {
-            rec.cooldown_s = Some(round3(c.waited.as_secs_f64()));
-            rec.cooldown_reached = Some(c.reached);
+        match &plan.batch_search {
+            None => {
+                points.run(rc, None, sink, &mut out)?;
+            }
+            Some(bs) => {
+                // The knee search picks the batches of this series, one point at a
+                // time, each with the same cool-down and protocol.
+                let mut search = KneeSearch::new(bs, plan.protocol.knee_fraction);
+                while let Step::Measure(batch) = search.next() {
+                    if cancel.load(Ordering::Relaxed) {
+                        out.cancelled = true;
+                        break;
+                    }
+                    let point = RunConfig {
+                        batch,
+                        ..rc.clone()
+                    };
+                    let rec = points.run(&point, Some("auto"), sink, &mut out)?;
+                    if out.cancelled {
+                        break;
+                    }
+                    let measured = (rec.status == "ok")
+                        .then_some(rec.throughput_ips)
+                        .flatten()
+                        .map(|t| {
+                            Measured::new(
+                                t,
+                                rec.throughput_ips_ci_low.zip(rec.throughput_ips_ci_high),
+                            )
+                        });
+                    search.record(batch, measured);
+                }
+                log::info!(
+                    "knee search {}: batches {:?}, growth ended: {:?}, knee {:?}",
+                    rc.label(),
+                    search.batches(),
+                    search.growth_end(),
+                    search.knee()
+                );
+            }
         }
-        run_one(
-            &ctx,
-            zoo,
-            rc,
-            &mut backends,
-            &mut sha_cache,
-            telemetry.as_ref(),
-            cancel,
-            &mut rec,
-        );
-        if rec.status == "interrupted" {
-            out.cancelled = true;
-        }
-        rec.ts = now_ms();
-        sink.record(&Record::Result(Box::new(rec.clone())))?;
-        out.results.push(rec);
         if out.cancelled {
             break;
         }
@@ -206,11 +224,85 @@ pub fn run_sweep(
     }
     sink.progress(&Progress {
         done: out.results.len(),
-        total,
+        // A knee search ends before its upper bound of points.
+        total: if plan.batch_search.is_some() {
+            out.results.len()
+        } else {
+            total
+        },
         current: String::new(),
         eta_s: Some(0.0),
     });
     Ok(out)
+}
+
+/// Runs single points of a sweep: cool-down, measurement, record to the sink.
+struct Points<'a, 'c> {
+    ctx: &'a Context<'a>,
+    zoo: &'a Zoo,
+    backends: &'a mut Backends<'c>,
+    sha_cache: &'a mut BTreeMap<std::path::PathBuf, Option<String>>,
+    telemetry: Option<&'a Telemetry>,
+    cancel: &'a AtomicBool,
+    started: Instant,
+    /// Points expected (an upper bound for a knee search), for progress.
+    total: usize,
+    /// Points run so far (the run id's number).
+    index: usize,
+}
+
+impl Points<'_, '_> {
+    /// Measures one point and hands its record to the sink. `search` labels records of
+    /// a batch search (`batch_search`).
+    fn run(
+        &mut self,
+        rc: &RunConfig,
+        search: Option<&str>,
+        sink: &mut dyn RecordSink,
+        out: &mut SweepOutcome,
+    ) -> Result<ResultRecord> {
+        let i = self.index;
+        self.index += 1;
+        let total = self.total.max(self.index);
+        let eta_s =
+            (i > 0).then(|| self.started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
+        sink.progress(&Progress {
+            done: i,
+            total,
+            current: rc.label(),
+            eta_s,
+        });
+        let protocol = &self.ctx.plan.protocol;
+        let cooldown = match (self.telemetry, i > 0 && protocol.cooldown_max_s > 0.0) {
+            (Some(t), true) => {
+                Some(t.cool_down(protocol.cooldown_max_temp_c, protocol.cooldown_max_s))
+            }
+            _ => None,
+        };
+        let mut rec = base_record(self.ctx, rc, i);
+        rec.batch_search = search.map(String::from);
+        if let Some(c) = cooldown {
+            rec.cooldown_s = Some(round3(c.waited.as_secs_f64()));
+            rec.cooldown_reached = Some(c.reached);
+        }
+        run_one(
+            self.ctx,
+            self.zoo,
+            rc,
+            self.backends,
+            self.sha_cache,
+            self.telemetry,
+            self.cancel,
+            &mut rec,
+        );
+        if rec.status == "interrupted" {
+            out.cancelled = true;
+        }
+        rec.ts = now_ms();
+        sink.record(&Record::Result(Box::new(rec.clone())))?;
+        out.results.push(rec.clone());
+        Ok(rec)
+    }
 }
 
 fn round3(x: f64) -> f64 {

@@ -136,7 +136,7 @@ impl BatchMeans {
     pub fn throughput_ci(&self, batch: u32) -> Option<(f64, f64)> {
         let lo_ms = self.mean_ms - self.half_width_ms;
         let hi_ms = self.mean_ms + self.half_width_ms;
-        if !(lo_ms > 0.0) || !hi_ms.is_finite() {
+        if lo_ms.is_nan() || lo_ms <= 0.0 || !hi_ms.is_finite() {
             return None;
         }
         let b = batch as f64 * 1000.0;
