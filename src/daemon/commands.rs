@@ -354,6 +354,10 @@ impl Daemon {
                     "commands_busy",
                     l.stats.commands_busy.load(Ordering::Relaxed),
                 )
+                .with(
+                    "replies_dropped",
+                    l.stats.replies_dropped.load(Ordering::Relaxed),
+                )
                 .with("dead_letters", l.dead_letters.count.load(Ordering::Relaxed));
         }
         for (k, v) in [

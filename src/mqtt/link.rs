@@ -320,6 +320,9 @@ pub struct LinkState {
 pub struct LinkStats {
     /// Commands answered `busy` by the link because the daemon was not keeping up.
     pub commands_busy: AtomicU64,
+    /// Replies (and other non-retained messages) dropped because rumqttc's queue
+    /// was full; each is logged.
+    pub replies_dropped: AtomicU64,
 }
 
 /// Handle of a running link.
@@ -950,7 +953,9 @@ impl Core {
                 false,
             );
             if self.ready {
-                self.publish(&o, Tag::Plain);
+                if let Sent::Full = self.publish(&o, Tag::Plain) {
+                    self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -1017,7 +1022,11 @@ impl Core {
             ToLink::Publish(o) => {
                 if self.ready {
                     if let Sent::Full = self.publish(&o, Tag::Plain) {
-                        log::warn!("mqtt: dropped a message to {}: queue full", o.topic);
+                        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        log::warn!(
+                            "mqtt: dropped a message to {}: queue full ({n} so far)",
+                            o.topic
+                        );
                     }
                 }
             }
