@@ -334,9 +334,8 @@ fn a_command_flood_is_answered_or_counted_and_the_link_stays_connected() {
         unanswered as u64 <= dropped,
         "{unanswered} commands neither answered nor counted (replies_dropped {dropped}):\n{after}"
     );
-    assert_eq!(
+    assert!(
         after["commands_busy"].as_u64().unwrap() as usize >= busy,
-        true,
         "busy replies are counted"
     );
 }

@@ -530,10 +530,16 @@ async fn poll_forever(
                 let why = describe(&e);
                 // rumqttc 0.24 closes the connection on an error PUBACK. A refused
                 // record is now in the dead-letter file: reconnect at once and go on.
-                if let Some(Some(Tag::Record { .. })) = refused {
+                // Not a broker outage either when another message was refused (a
+                // reply to a response topic the ACL denies): a short pause only.
+                if let Some(Some(tag)) = refused {
                     log::warn!("mqtt: {address}: {why}; reconnecting");
                     let _ = tx.send(Polled::Disconnected(why));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let pause = match tag {
+                        Tag::Record { .. } => 50,
+                        _ => 1000,
+                    };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                     continue;
                 }
                 let delay = backoff.next_delay();
