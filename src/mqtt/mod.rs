@@ -4,6 +4,8 @@
 
 pub mod backoff;
 pub mod deadletter;
+#[cfg(test)]
+mod fuzz;
 pub mod identity;
 pub mod link;
 pub mod messages;
