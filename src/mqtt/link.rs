@@ -54,6 +54,8 @@ const WINDOW: usize = 16;
 const REQUEST_CAPACITY: usize = 64;
 /// Commands waiting for the daemon; more are answered `busy` by the link.
 const COMMAND_CAPACITY: usize = 64;
+/// Replies held while rumqttc's queue is full; more are dropped (counted).
+const HELD_MAX: usize = 4096;
 /// An error PUBACK that cannot be pinned to one record counts against every record
 /// in flight; a record with this many goes to the dead-letter file.
 const MAX_STRIKES: u32 = 3;
@@ -439,6 +441,7 @@ pub fn spawn(
         next_send: 0,
         outstanding: 0,
         blocked: false,
+        held: VecDeque::new(),
         persist,
         heartbeat: heartbeat.clone(),
     };
@@ -764,6 +767,8 @@ struct Core {
     outstanding: usize,
     /// A drain stopped because rumqttc's channel was full; retry soon.
     blocked: bool,
+    /// Replies waiting for room in rumqttc's queue (at most [`HELD_MAX`]).
+    held: VecDeque<Outbound>,
     persist: Arc<Notify>,
     heartbeat: Arc<AtomicI64>,
 }
@@ -794,6 +799,9 @@ impl Core {
                         return;
                     }
                 },
+                _ = tokio::time::sleep(Duration::from_millis(20)), if !self.held.is_empty() => {
+                    self.flush_held();
+                }
                 _ = tokio::time::sleep(Duration::from_millis(200)), if self.blocked => {
                     self.blocked = false;
                     self.drain();
@@ -870,6 +878,7 @@ impl Core {
                 self.drain();
             }
             Polled::Disconnected(why) => {
+                self.drop_held();
                 if self.ready {
                     self.state.send_replace(LinkState {
                         connected: false,
@@ -898,14 +907,21 @@ impl Core {
                     }
                 }
             }
-            Polled::Acked(Tag::Record { offset, end }) => {
-                self.store.ack(offset, end);
-                self.persist.notify_one();
-                self.outstanding = self.outstanding.saturating_sub(1);
-                self.drain();
+            Polled::Acked(tag) if !self.held.is_empty() => {
+                self.flush_held();
+                self.on_acked(tag);
             }
-            Polled::Acked(_) => {}
+            Polled::Acked(tag) => self.on_acked(tag),
             Polled::Message(p) => self.on_message(p),
+        }
+    }
+
+    fn on_acked(&mut self, tag: Tag) {
+        if let Tag::Record { offset, end } = tag {
+            self.store.ack(offset, end);
+            self.persist.notify_one();
+            self.outstanding = self.outstanding.saturating_sub(1);
+            self.drain();
         }
     }
 
@@ -959,10 +975,57 @@ impl Core {
                 false,
             );
             if self.ready {
-                if let Sent::Full = self.publish(&o, Tag::Plain) {
-                    self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed);
+                self.publish_or_hold(o);
+            }
+        }
+    }
+
+    /// Publishes a non-retained message (a reply), or holds it while rumqttc's
+    /// queue is full; beyond [`HELD_MAX`] it is dropped, counted and logged.
+    fn publish_or_hold(&mut self, o: Outbound) {
+        if self.held.is_empty() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued | Sent::NotConnected => return,
+                Sent::Full => {}
+            }
+        }
+        if self.held.len() < HELD_MAX {
+            self.held.push_back(o);
+            return;
+        }
+        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() || n.is_multiple_of(1000) {
+            log::warn!(
+                "mqtt: dropped a message to {}: {HELD_MAX} already wait for the broker ({n} dropped so far)",
+                o.topic
+            );
+        }
+    }
+
+    /// Publishes held messages while rumqttc takes them.
+    fn flush_held(&mut self) {
+        while let Some(o) = self.held.pop_front() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued => {}
+                Sent::Full => {
+                    self.held.push_front(o);
+                    return;
+                }
+                Sent::NotConnected => {
+                    self.drop_held();
+                    return;
                 }
             }
+        }
+    }
+
+    /// The connection went: held replies are not sent later (counted).
+    fn drop_held(&mut self) {
+        let n = self.held.len() as u64;
+        if n > 0 {
+            self.held.clear();
+            let total = self.stats.replies_dropped.fetch_add(n, Ordering::Relaxed) + n;
+            log::warn!("mqtt: {n} replies dropped with the connection ({total} so far)");
         }
     }
 
@@ -1027,13 +1090,7 @@ impl Core {
         match m {
             ToLink::Publish(o) => {
                 if self.ready {
-                    if let Sent::Full = self.publish(&o, Tag::Plain) {
-                        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        log::warn!(
-                            "mqtt: dropped a message to {}: queue full ({n} so far)",
-                            o.topic
-                        );
-                    }
+                    self.publish_or_hold(o);
                 }
             }
             ToLink::Retained(o) => {
