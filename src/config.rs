@@ -367,6 +367,13 @@ pub struct StoreConfig {
     pub dir: String,
     /// Keep at most this many MiB of acknowledged records (oldest pruned first).
     pub retention_mb: u64,
+    /// Cap on all stored records, acknowledged or not, in bytes (0: none).
+    pub max_bytes: u64,
+    /// Free-space guard: leave at least this many bytes free on the store's filesystem (0: off).
+    pub min_free_bytes: u64,
+    /// At the cap with only unacknowledged records left: `"refuse"` new records
+    /// (nothing stored is dropped) or `"drop_oldest"` unacknowledged segments.
+    pub when_full: String,
 }
 
 impl Default for StoreConfig {
@@ -374,6 +381,9 @@ impl Default for StoreConfig {
         Self {
             dir: String::new(),
             retention_mb: 64,
+            max_bytes: 256 << 20,
+            min_free_bytes: 16 << 20,
+            when_full: "refuse".into(),
         }
     }
 }
