@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::bench::result::now_ms;
 use crate::config::Config;
 use crate::models::Zoo;
+use crate::store::StoreStats;
 
 /// The retained `<p>/info` payload.
 pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String, Value> {
@@ -125,14 +126,29 @@ pub fn runtimes(config_path: Option<&Path>, sets: &[String]) -> Map<String, Valu
     m
 }
 
+/// The store's state as flat keys, for `telemetry` and `status-get`:
+/// `unsent_bytes`, `store_alarm` (`none`, `low_space`, `dropped`, `full`),
+/// `store_dropped_bytes`, and `store_free_bytes` when known.
+pub fn store_fields(st: &StoreStats) -> Vec<(&'static str, Value)> {
+    let mut v = vec![
+        ("unsent_bytes", st.unsent().into()),
+        ("store_alarm", st.alarm.unwrap_or("none").into()),
+        ("store_dropped_bytes", st.dropped_bytes.into()),
+    ];
+    if let Some(f) = st.free_bytes {
+        v.push(("store_free_bytes", f.into()));
+    }
+    v
+}
+
 /// The `<p>/telemetry` payload: the telemetry scrape (`Telemetry::snapshot`, flat)
-/// plus the daemon's own state.
+/// plus the daemon's own state and the store's ([`store_fields`]).
 pub fn telemetry(
     mut snapshot: Map<String, Value>,
     device_id: &str,
     state: &str,
     uptime_s: u64,
-    unsent_bytes: u64,
+    store: &StoreStats,
 ) -> String {
     snapshot.entry("ts").or_insert_with(|| now_ms().into());
     snapshot.insert("device_id".into(), device_id.into());
@@ -144,7 +160,9 @@ pub fn telemetry(
     }
     snapshot.insert("sweep_state".into(), state.into());
     snapshot.insert("uptime_s".into(), uptime_s.into());
-    snapshot.insert("unsent_bytes".into(), unsent_bytes.into());
+    for (k, v) in store_fields(store) {
+        snapshot.insert(k.into(), v);
+    }
     Value::Object(snapshot).to_string()
 }
 
@@ -181,7 +199,20 @@ mod tests {
     #[test]
     fn telemetry_is_flat() {
         let t = Telemetry::open(&Default::default(), "", "");
-        let v: Value = serde_json::from_str(&telemetry(t.snapshot(), "dev", "idle", 5, 0)).unwrap();
+        let st = StoreStats {
+            end: 10,
+            cursor: 4,
+            bytes: 10,
+            segments: 1,
+            free_bytes: Some(1000),
+            dropped_bytes: 0,
+            alarm: Some("low_space"),
+        };
+        let v: Value =
+            serde_json::from_str(&telemetry(t.snapshot(), "dev", "idle", 5, &st)).unwrap();
+        assert_eq!(v["unsent_bytes"], 6);
+        assert_eq!(v["store_alarm"], "low_space");
+        assert_eq!(v["store_free_bytes"], 1000);
         assert!(v["ts"].as_i64().is_some());
         assert_eq!(v["device_id"], "dev");
         assert!(v

@@ -32,7 +32,7 @@ use crate::bench::plan::Plan;
 use crate::bench::result::now_ms;
 use crate::mqtt::link::{FromLink, LinkHandle};
 use crate::mqtt::messages::SweepState;
-use crate::store::Store;
+use crate::store::{Limits, Store};
 use crate::telemetry::Telemetry;
 use recovery::recover;
 use scheduler::{RecentIds, Scheduler};
@@ -65,8 +65,8 @@ pub fn run_with(config_path: Option<PathBuf>, sets: Vec<String>) -> Result<()> {
             return Err(e);
         }
     };
-    let (store, recovery) =
-        Store::open(&setup.store_dir, setup.cfg.store.retention_mb << 20).context("store.dir")?;
+    let limits = Limits::from_config(&setup.cfg.store)?;
+    let (store, recovery) = Store::open_with(&setup.store_dir, limits).context("store.dir")?;
     let store = Arc::new(store);
     let recovered = recover(&setup.device_id, &setup.board(), &store, recovery)?;
     let rt = tokio::runtime::Builder::new_current_thread()

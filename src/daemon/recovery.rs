@@ -1,10 +1,10 @@
 //! Start-up recovery of a sweep the previous run left unfinished.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::bench::result::{now_ms, Record, ResultRecord, SCHEMA};
 use crate::mqtt::messages::SweepState;
-use crate::store::{Recovery, Store};
+use crate::store::{Recovery, Store, SweepJournal};
 
 /// A sweep the previous run left unfinished (power loss, crash, `kill -9`): the
 /// configuration that was running gets an `interrupted` record, so consumers see
@@ -71,11 +71,17 @@ pub(super) fn recover(
             edgebench_version: crate::VERSION.into(),
             ..Default::default()
         };
-        store
-            .append(&Record::Result(Box::new(rec)).to_json())
-            .context("cannot record the interrupted sweep")?;
+        // A full disk must not stop the daemon from starting and draining what is
+        // stored: the journal stays, so the next start tries again (unless a new
+        // sweep replaces it first; the retained state says `interrupted` anyway).
+        if let Err(e) = store.append(&Record::Result(Box::new(rec)).to_json()) {
+            log::error!("cannot record the interrupted sweep (kept for the next start): {e:#}");
+            return Ok(Some(interrupted_state(&j, done, error)));
+        }
     }
-    store.clear_journal()?;
+    if let Err(e) = store.clear_journal() {
+        log::error!("store: {e:#}");
+    }
     log::warn!(
         "sweep {} ({}) was interrupted at configuration {} of {} by the end of the previous run; recorded as interrupted",
         j.sweep_id,
@@ -83,7 +89,11 @@ pub(super) fn recover(
         done + 1,
         j.total
     );
-    Ok(Some(SweepState {
+    Ok(Some(interrupted_state(&j, done, error)))
+}
+
+fn interrupted_state(j: &SweepJournal, done: usize, error: &str) -> SweepState {
+    SweepState {
         state: "interrupted".into(),
         sweep: (!j.sweep.is_empty()).then(|| j.sweep.clone()),
         sweep_id: (!j.sweep_id.is_empty()).then(|| j.sweep_id.clone()),
@@ -92,7 +102,7 @@ pub(super) fn recover(
         total: j.total,
         error: Some(error.into()),
         ..Default::default()
-    }))
+    }
 }
 
 /// Whether a result with `run_id` was stored at or after `from`.
@@ -197,5 +207,30 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (st, recs) = recover_in(d.path());
         assert!(st.is_none() && recs.is_empty());
+    }
+
+    #[test]
+    fn a_full_store_does_not_stop_the_start_and_keeps_the_journal() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(d.path(), 1 << 20).unwrap();
+        store.append(&result("s1-0000")).unwrap();
+        store.write_journal(&journal(store.end())).unwrap();
+        drop(store);
+        // The guard asks for more free space than any disk has: every append is refused.
+        let full = crate::store::Limits {
+            min_free_bytes: u64::MAX / 4,
+            ..crate::store::Limits::retention(1 << 20)
+        };
+        let (store, rec) = Store::open_with(d.path(), full).unwrap();
+        let st = recover("dev", "board", &store, rec).unwrap().unwrap();
+        assert_eq!((st.state.as_str(), st.done), ("interrupted", 1));
+        assert_eq!(store.read_from(0, 10).unwrap().len(), 1, "still drainable");
+        assert_eq!(store.stats().alarm, Some("full"));
+        drop(store);
+        // Space is back: the next start records the interruption.
+        let (st, recs) = recover_in(d.path());
+        assert_eq!(st.unwrap().done, 1);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1]["status"], "interrupted");
     }
 }
