@@ -40,6 +40,7 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub commands: CommandsConfig,
     pub report: ReportConfig,
+    pub watchdog: crate::daemon::hang::WatchdogConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -532,6 +533,7 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             commands: CommandsConfig::default(),
             report: ReportConfig::default(),
+            watchdog: Default::default(),
             sweeps,
         }
     }
@@ -725,6 +727,8 @@ impl Config {
     /// Cross-field checks, with the key named.
     pub fn validate(&self) -> Result<()> {
         self.protocol.validate("protocol")?;
+        self.watchdog.validate()?;
+        crate::store::Limits::from_config(&self.store)?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }

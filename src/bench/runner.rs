@@ -102,6 +102,20 @@ pub fn run_sweep(
     sink: &mut dyn RecordSink,
     cancel: &AtomicBool,
 ) -> Result<SweepOutcome> {
+    run_sweep_from(cfg, zoo, plan, 0, sink, cancel)
+}
+
+/// [`run_sweep`] from configuration `first` on (run ids keep their plan index): the
+/// daemon goes on this way after giving up on a configuration that never returned.
+/// Summaries cover the configurations run here.
+pub fn run_sweep_from(
+    cfg: &Config,
+    zoo: &Zoo,
+    plan: &Plan,
+    first: usize,
+    sink: &mut dyn RecordSink,
+    cancel: &AtomicBool,
+) -> Result<SweepOutcome> {
     let telemetry = if cfg.telemetry.enabled {
         Some(Telemetry::open(
             &cfg.telemetry,
@@ -143,13 +157,13 @@ pub fn run_sweep(
     let total = plan.configs.len();
     let started = Instant::now();
 
-    for (i, rc) in plan.configs.iter().enumerate() {
+    for (i, rc) in plan.configs.iter().enumerate().skip(first) {
         if cancel.load(Ordering::Relaxed) {
             out.cancelled = true;
             break;
         }
-        let eta_s =
-            (i > 0).then(|| started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
+        let eta_s = (i > first)
+            .then(|| started.elapsed().as_secs_f64() / (i - first) as f64 * (total - i) as f64);
         sink.progress(&Progress {
             done: i,
             total,
@@ -195,7 +209,7 @@ pub fn run_sweep(
         sink.record(&Record::Summary(Box::new(s.clone())))?;
     }
     sink.progress(&Progress {
-        done: out.results.len(),
+        done: first + out.results.len(),
         total,
         current: String::new(),
         eta_s: Some(0.0),

@@ -193,6 +193,7 @@ impl Daemon {
             if let Some(a) = &mut self.active {
                 a.thread.cancel.store(true, Ordering::Relaxed);
                 a.cancelled = true;
+                a.cancel_at.get_or_insert_with(tokio::time::Instant::now);
                 what.push(format!("stopping sweep {}", a.sweep_id));
                 self.state.state = "cancelling".into();
             }

@@ -8,6 +8,7 @@
 //! sweep and the timetable, telemetry, watchdog pings and signals (SIGTERM/SIGINT
 //! stop at a safe point, SIGHUP reloads the configuration).
 
+pub mod hang;
 pub mod info;
 pub mod scheduler;
 pub mod service;
@@ -91,6 +92,13 @@ struct Active {
     sweep_id: String,
     /// Cancelled by a command (as opposed to a shutdown).
     cancelled: bool,
+    /// When the cancel came (for `watchdog.cancel_grace_s`).
+    cancel_at: Option<Instant>,
+    /// The plan, for going on after a configuration that never returned.
+    plan: Arc<Plan>,
+    request_id: Option<String>,
+    /// First configuration this thread runs.
+    first: usize,
 }
 
 struct Daemon {
@@ -116,6 +124,8 @@ struct Daemon {
     started_ms: i64,
     boot_at: Option<Instant>,
     next_timetable: Option<Instant>,
+    /// Sweep threads given up on that have not ended.
+    hung: Vec<hang::Hung>,
 }
 
 impl Daemon {
@@ -172,6 +182,7 @@ impl Daemon {
             started_ms: now_ms(),
             boot_at,
             next_timetable: None,
+            hung: Vec::new(),
             setup,
         };
         d.next_timetable = d.timetable_due();

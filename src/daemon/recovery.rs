@@ -4,7 +4,7 @@ use anyhow::Result;
 
 use crate::bench::result::{now_ms, Record, ResultRecord, SCHEMA};
 use crate::mqtt::messages::SweepState;
-use crate::store::{Recovery, Store, SweepJournal};
+use crate::store::{JournalConfig, Recovery, Store, SweepJournal};
 
 /// A sweep the previous run left unfinished (power loss, crash, `kill -9`): the
 /// configuration that was running gets an `interrupted` record, so consumers see
@@ -45,32 +45,15 @@ pub(super) fn recover(
     };
     let done = cut.as_ref().map(|c| c.index).unwrap_or(j.total);
     if let Some(c) = &cut {
-        let rec = ResultRecord {
-            record: "result".into(),
-            schema: SCHEMA,
-            ts: now_ms(),
-            device_id: device_id.to_string(),
-            board: board.to_string(),
-            sweep_id: j.sweep_id.clone(),
-            run_id: format!("{}-{:04}", j.sweep_id, c.index),
-            status: "interrupted".into(),
-            error: Some(error.into()),
-            model: c.model.clone(),
-            backend: c.backend.clone(),
-            ep: c.ep.clone(),
-            ep_requested: Some(c.ep.clone()),
-            precision: c.precision.clone(),
-            batch: c.batch,
-            threads: c.threads,
-            stop_reason: Some("daemon_stopped".into()),
-            runtime: if c.backend == "ort" {
-                "onnxruntime".into()
-            } else {
-                c.backend.clone()
-            },
-            edgebench_version: crate::VERSION.into(),
-            ..Default::default()
-        };
+        let rec = stand_in_record(
+            device_id,
+            board,
+            &j.sweep_id,
+            c,
+            "interrupted",
+            error,
+            "daemon_stopped",
+        );
         // A full disk must not stop the daemon from starting and draining what is
         // stored: the journal stays, so the next start tries again (unless a new
         // sweep replaces it first; the retained state says `interrupted` anyway).
@@ -90,6 +73,45 @@ pub(super) fn recover(
         j.total
     );
     Ok(Some(interrupted_state(&j, done, error)))
+}
+
+/// A result for a configuration that produced none itself (the daemon stopped, or
+/// gave up on it): what it was, why, and no measurements.
+pub(super) fn stand_in_record(
+    device_id: &str,
+    board: &str,
+    sweep_id: &str,
+    c: &JournalConfig,
+    status: &str,
+    error: &str,
+    stop_reason: &str,
+) -> ResultRecord {
+    ResultRecord {
+        record: "result".into(),
+        schema: SCHEMA,
+        ts: now_ms(),
+        device_id: device_id.to_string(),
+        board: board.to_string(),
+        sweep_id: sweep_id.to_string(),
+        run_id: format!("{}-{:04}", sweep_id, c.index),
+        status: status.into(),
+        error: Some(error.into()),
+        model: c.model.clone(),
+        backend: c.backend.clone(),
+        ep: c.ep.clone(),
+        ep_requested: Some(c.ep.clone()),
+        precision: c.precision.clone(),
+        batch: c.batch,
+        threads: c.threads,
+        stop_reason: Some(stop_reason.into()),
+        runtime: if c.backend == "ort" {
+            "onnxruntime".into()
+        } else {
+            c.backend.clone()
+        },
+        edgebench_version: crate::VERSION.into(),
+        ..Default::default()
+    }
 }
 
 fn interrupted_state(j: &SweepJournal, done: usize, error: &str) -> SweepState {
