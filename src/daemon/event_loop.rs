@@ -117,7 +117,16 @@ impl Daemon {
                 self.sched.set_depth(new.cfg.commands.queue_depth as usize);
                 let old_on_boot = self.setup.cfg.schedule.on_boot.clone();
                 self.setup = new;
-                self.runtimes = info::runtimes(self.config_path.as_deref(), &self.sets);
+                // The probe child runs off the runtime thread, bounded.
+                let (path, sets) = (self.config_path.clone(), self.sets.clone());
+                match tokio::task::spawn_blocking(move || {
+                    info::runtimes(path.as_deref(), &sets, info::RUNTIMES_TIMEOUT)
+                })
+                .await
+                {
+                    Ok(r) => self.runtimes = r,
+                    Err(e) => log::error!("runtime probe failed: {e}"),
+                }
                 if self.setup.cfg.schedule.on_boot != old_on_boot && self.boot_at.is_some() {
                     self.boot_at = (!self.setup.cfg.schedule.on_boot.is_empty()).then(|| {
                         self.started + Duration::from_secs_f64(self.setup.cfg.schedule.boot_delay_s)

@@ -2,6 +2,7 @@
 //! `telemetry` (periodic, QoS 0). Cheap reads only: nothing here loads a runtime.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -63,11 +64,19 @@ pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String
     m
 }
 
+/// How long the `edgebench info` child may take (a wedged driver can hang a probe).
+pub const RUNTIMES_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Runtimes found, their versions and the providers / delegates usable here, learned
 /// from a short-lived `edgebench info --json` child process, so the idle daemon never
 /// maps ONNX Runtime or TensorFlow Lite itself. Keys: `ort_*`, `tflite_*`,
-/// `edgetpu_*`, `probes`; on failure `runtimes_error`.
-pub fn runtimes(config_path: Option<&Path>, sets: &[String]) -> Map<String, Value> {
+/// `edgetpu_*`, `probes`; on failure `runtimes_error`. A child still running after
+/// `timeout` is killed. Blocking: run it off the async runtime.
+pub fn runtimes(
+    config_path: Option<&Path>,
+    sets: &[String],
+    timeout: Duration,
+) -> Map<String, Value> {
     let mut m = Map::new();
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -87,7 +96,7 @@ pub fn runtimes(config_path: Option<&Path>, sets: &[String]) -> Map<String, Valu
     for s in sets {
         cmd.arg("--set").arg(s);
     }
-    match cmd.stdin(std::process::Stdio::null()).output() {
+    match output_within(&mut cmd, timeout) {
         Ok(o) if o.status.success() => {
             match serde_json::from_slice::<Map<String, Value>>(&o.stdout) {
                 Ok(all) => {
@@ -139,6 +148,53 @@ pub fn store_fields(st: &StoreStats) -> Vec<(&'static str, Value)> {
         v.push(("store_free_bytes", f.into()));
     }
     v
+}
+
+/// Runs `cmd` to completion, killing it after `timeout`.
+fn output_within(
+    cmd: &mut std::process::Command,
+    timeout: Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Readers on their own threads, so a full pipe never blocks the child.
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s; killed", timeout.as_secs()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
 }
 
 /// The `<p>/telemetry` payload: the telemetry scrape (`Telemetry::snapshot`, flat)
@@ -194,6 +250,24 @@ mod tests {
         assert_eq!(meminfo_kb(&p, "MemTotal:"), Some(8_039_416));
         assert_eq!(meminfo_kb(&p, "MemAvailable:"), Some(4_000_000));
         assert_eq!(meminfo_kb(&p, "Swap:"), None);
+    }
+
+    #[test]
+    fn a_child_that_hangs_is_killed_after_the_timeout() {
+        let t0 = Instant::now();
+        let e = output_within(
+            std::process::Command::new("sleep").arg("30"),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let o = output_within(
+            std::process::Command::new("echo").arg("hi"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(o.stdout, b"hi\n");
     }
 
     #[test]

@@ -160,7 +160,8 @@ impl Daemon {
         let started = Instant::now();
         let boot_at = (!setup.cfg.schedule.on_boot.is_empty())
             .then(|| started + Duration::from_secs_f64(setup.cfg.schedule.boot_delay_s));
-        let runtimes = info::runtimes(config_path.as_deref(), &sets);
+        // Before READY=1, once; bounded by the probe's own timeout.
+        let runtimes = info::runtimes(config_path.as_deref(), &sets, info::RUNTIMES_TIMEOUT);
         let mut d = Daemon {
             config_path,
             sets,

@@ -196,19 +196,38 @@ pub enum FromLink {
 /// Handle of a running link.
 pub struct LinkHandle {
     pub tx: mpsc::Sender<ToLink>,
-    task: JoinHandle<()>,
+    /// The core, the poller (rumqttc's event loop) and the cursor writer: all
+    /// aborted when the handle goes, so an old connection can never live on (and
+    /// reconnect with the same client id) after a reload or a shutdown.
+    tasks: Vec<tokio::task::AbortHandle>,
     /// Unix ms of the core's last loop turn (for the watchdog).
     pub heartbeat: Arc<AtomicI64>,
 }
 
+/// The shutdown sequence's own steps (results, `offline`, DISCONNECT) end this
+/// long after `grace` at the latest; [`LinkHandle::shutdown`] waits a little more.
+const SHUTDOWN_STEPS: Duration = Duration::from_millis(2500);
+
 impl LinkHandle {
-    /// Runs the shutdown sequence and waits for it (bounded by `grace` plus a margin).
+    /// Runs the shutdown sequence and waits for it: at most `grace` plus 3 s, then
+    /// every task of the link is aborted.
     pub async fn shutdown(self, grace: Duration) {
         let (done, rx) = oneshot::channel();
-        if self.tx.send(ToLink::Shutdown { grace, done }).await.is_ok() {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(3), rx).await;
+        let end = tokio::time::Instant::now() + grace + SHUTDOWN_STEPS + Duration::from_millis(500);
+        let sent =
+            tokio::time::timeout_at(end, self.tx.send(ToLink::Shutdown { grace, done })).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout_at(end, rx).await;
         }
-        self.task.abort();
+        // Drop aborts every task.
+    }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -288,11 +307,14 @@ pub fn spawn(
         persist,
         heartbeat: heartbeat.clone(),
     };
+    let tasks = vec![poller.abort_handle(), persister.abort_handle()];
     let task = tokio::spawn(core.run(rx, polled_rx, poller, persister));
+    let mut tasks = tasks;
+    tasks.push(task.abort_handle());
     (
         LinkHandle {
             tx,
-            task,
+            tasks,
             heartbeat,
         },
         up_rx,
@@ -735,7 +757,10 @@ impl Core {
         poller: JoinHandle<()>,
         persister: JoinHandle<()>,
     ) {
-        let deadline = tokio::time::Instant::now() + grace;
+        let start = tokio::time::Instant::now();
+        let deadline = start + grace;
+        // Every step below ends by `hard`, inside the handle's outer wait.
+        let hard = deadline + SHUTDOWN_STEPS;
         // Let outstanding results be acknowledged (and queued ones go out).
         while self.ready && (self.outstanding > 0 || self.next_send < self.store.end()) {
             match tokio::time::timeout_at(deadline, polled.recv()).await {
@@ -746,7 +771,8 @@ impl Core {
         if self.ready {
             let offline = Outbound::new(self.topics.status(), "offline", QoS::AtLeastOnce, true);
             if let Sent::Queued = self.publish(&offline, Tag::Offline) {
-                let until = tokio::time::Instant::now() + Duration::from_secs(2);
+                let until = (tokio::time::Instant::now() + Duration::from_millis(1500))
+                    .min(hard - Duration::from_millis(700));
                 loop {
                     match tokio::time::timeout_at(until, polled.recv()).await {
                         Ok(Some(Polled::Acked(Tag::Offline))) => break,
@@ -759,7 +785,12 @@ impl Core {
                 }
             }
             let _ = self.client.try_disconnect();
-            let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
+            if tokio::time::timeout_at(hard - Duration::from_millis(200), poller)
+                .await
+                .is_err()
+            {
+                log::warn!("mqtt: no clean DISCONNECT before shutdown; connection dropped");
+            }
         } else {
             poller.abort();
         }
