@@ -230,10 +230,11 @@ impl Inner {
     }
 }
 
-/// The appenders' state: the file being appended to.
+/// The appenders' state: the file being appended to, and records waiting for room.
 #[derive(Debug)]
 struct Appender {
     active: File,
+    deferred: Vec<String>,
 }
 
 /// Which segments [`Store::remove_oldest`] may delete.
@@ -340,7 +341,10 @@ impl Store {
                 dropped_bytes: 0,
                 refused: None,
             }),
-            append: Mutex::new(Appender { active }),
+            append: Mutex::new(Appender {
+                active,
+                deferred: Vec::new(),
+            }),
             persist: Mutex::new(()),
         };
         Ok((store, recovery))
@@ -362,18 +366,43 @@ impl Store {
             bail!("a stored record must be one line");
         }
         let mut a = lock(&self.append);
+        while !a.deferred.is_empty() {
+            let first = a.deferred[0].clone();
+            self.append_locked(&mut a, &first)?;
+            a.deferred.remove(0);
+            log::info!("store: stored a record that waited for room");
+        }
+        self.append_locked(&mut a, line)
+    }
+
+    /// Appends `line` now or, when the store is full, keeps it in memory and stores
+    /// it before the next record that fits (lost if the process stops first).
+    /// Returns whether it was stored now.
+    pub fn append_or_defer(&self, line: &str) -> Result<bool> {
+        match self.append(line) {
+            Ok(_) => Ok(true),
+            Err(e) if is_enospc(&e) => {
+                log::warn!("store: full; a record waits in memory for room: {e:#}");
+                lock(&self.append).deferred.push(line.to_string());
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn append_locked(&self, a: &mut Appender, line: &str) -> Result<(u64, u64)> {
         let mut bytes = Vec::with_capacity(line.len() + 1);
         bytes.extend_from_slice(line.as_bytes());
         bytes.push(b'\n');
         let n = bytes.len() as u64;
-        self.make_room(&mut a, n)?;
+        self.make_room(a, n)?;
 
         let (active_len, offset) = {
             let g = lock(&self.inner);
             (g.segments.last().map(|s| s.len).unwrap_or(0), g.durable)
         };
         let active_len = if active_len >= self.segment_bytes {
-            self.roll(&mut a, offset)?;
+            self.roll(a, offset)?;
             0
         } else {
             active_len
@@ -738,7 +767,13 @@ impl Store {
     /// Records the running sweep (atomically); call at the start and at each configuration.
     pub fn write_journal(&self, j: &SweepJournal) -> Result<()> {
         let bytes = serde_json::to_vec(j).context("cannot serialise the sweep journal")?;
-        write_atomic(&self.dir, JOURNAL, &bytes)
+        let r = write_atomic(&self.dir, JOURNAL, &bytes);
+        if let Err(e) = &r {
+            if is_enospc(e) {
+                lock(&self.inner).refused = Some("no space left on the device".into());
+            }
+        }
+        r
     }
 
     /// The sweep ended (finished, cancelled, failed): no journal left behind.

@@ -55,11 +55,15 @@ pub(super) fn recover(
             "daemon_stopped",
         );
         // A full disk must not stop the daemon from starting and draining what is
-        // stored: the journal stays, so the next start tries again (unless a new
-        // sweep replaces it first; the retained state says `interrupted` anyway).
-        if let Err(e) = store.append(&Record::Result(Box::new(rec)).to_json()) {
-            log::error!("cannot record the interrupted sweep (kept for the next start): {e:#}");
-            return Ok(Some(interrupted_state(&j, done, error)));
+        // stored: the record waits in memory and goes in before the next record
+        // that fits; the journal stays until then, so a restart tries again.
+        match store.append_or_defer(&Record::Result(Box::new(rec)).to_json()) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Some(interrupted_state(&j, done, error))),
+            Err(e) => {
+                log::error!("cannot record the interrupted sweep (kept for the next start): {e:#}");
+                return Ok(Some(interrupted_state(&j, done, error)));
+            }
         }
     }
     if let Err(e) = store.clear_journal() {
@@ -248,6 +252,7 @@ mod tests {
         assert_eq!((st.state.as_str(), st.done), ("interrupted", 1));
         assert_eq!(store.read_from(0, 10).unwrap().len(), 1, "still drainable");
         assert_eq!(store.stats().alarm, Some("full"));
+        assert!(store.append(&result("s2-0000")).is_err(), "still full");
         drop(store);
         // Space is back: the next start records the interruption.
         let (st, recs) = recover_in(d.path());

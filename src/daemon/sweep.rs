@@ -157,9 +157,14 @@ fn run(
         next: None,
         store_end: store.end(),
     };
-    store
-        .write_journal(&journal)
-        .context("cannot write the sweep journal")?;
+    if let Err(e) = store.write_journal(&journal) {
+        let what = if crate::store::is_enospc(&e) {
+            "store full: cannot write the sweep journal"
+        } else {
+            "cannot write the sweep journal"
+        };
+        return Err(e.context(what));
+    }
     let configs: Vec<JournalConfig> = plan
         .configs
         .iter()

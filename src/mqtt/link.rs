@@ -75,7 +75,10 @@ impl LinkSettings {
             bail!("mqtt.host is empty (MQTT is off)");
         }
         let mut o = MqttOptions::new(format!("edgebench-{device_id}"), &m.host, m.port);
-        o.set_keep_alive(Duration::from_secs(m.keepalive_s.clamp(5, 3600)));
+        // rumqttc gives up on a connection one interval after an unanswered ping,
+        // so up to two intervals after it died: pinging every half of keepalive_s
+        // notices a dead (stalled, half-open) connection within keepalive_s.
+        o.set_keep_alive(Duration::from_secs((m.keepalive_s / 2).clamp(5, 1800)));
         o.set_clean_start(true);
         o.set_connection_timeout(10);
         o.set_max_packet_size(Some(MAX_INCOMING_PACKET));
