@@ -13,10 +13,8 @@
 //! `cargo bench --bench fleet_load -- [BOARDS] [RATE_PER_BOARD_HZ] [SECONDS]`
 //! (default 1000 boards, 2 records/s each, 20 s). `make bench-fleet-load` runs it.
 
-#[allow(dead_code)]
 #[path = "../tests/common/broker.rs"]
 mod broker;
-#[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod pg;
 

@@ -202,10 +202,11 @@ pub fn from_message(
             rows.push(info_row(device, obj, now_ms)?);
             return Ok(rows);
         }
-        Kind::SweepState => match sweep_row(device, obj)? {
-            Some(r) => rows.push(r),
-            None => {}
-        },
+        Kind::SweepState => {
+            if let Some(r) = sweep_row(device, obj)? {
+                rows.push(r);
+            }
+        }
         Kind::Status => unreachable!("handled above"),
     }
     let board = rows.first().and_then(|r| match r.get("board") {

@@ -35,7 +35,7 @@ impl Collector {
     /// Starts `edgebench collect --config <config> --db <db>` and waits until it is
     /// connected to the broker.
     pub fn start(config: &Path, db: &str, log: &Path) -> Collector {
-        let mut c = Collector {
+        let c = Collector {
             child: spawn(config, db, log),
             log: log.to_path_buf(),
             config: config.to_path_buf(),
