@@ -422,6 +422,11 @@ pub fn touch_row(device: &str, board: Option<String>, now_ms: i64) -> Row {
     }
 }
 
+/// Is `row` a plain "last seen" touch of a device (from [`touch_row`])?
+pub fn is_touch(row: &Row) -> bool {
+    row.table == "devices" && row.get("info").is_none() && row.get("status").is_none()
+}
+
 /// Bytes of a rejected payload kept in the `rejects` table.
 pub const REJECT_PAYLOAD_BYTES: usize = 2048;
 
