@@ -340,6 +340,8 @@ async fn mqtt_side(
                     // broker redelivers those messages on the next one.
                     el.clean();
                     el.pending.clear();
+                    // And the ones the writer hands back from now on.
+                    generation.fetch_add(1, Ordering::Relaxed);
                     let d = backoff.next_delay();
                     log::warn!("collect: broker {address}: {e}; retrying in {:.1} s", d.as_secs_f64());
                     tokio::select! {
