@@ -8,7 +8,7 @@ ORT_OLD_VERSION ?= 1.19.2
 CARGO ?= cargo
 BIN := target/release/edgebench
 
-.PHONY: bench test chaos deps models build clean-models bench-overhead
+.PHONY: bench test chaos deps models build clean-models bench-overhead bench-fleet-load bench-fleet-crash
 
 bench: deps models build
 	$(BIN) run --sweep quick
@@ -50,6 +50,16 @@ bench-overhead: deps models build
 # Longer run of the command-parsing fuzz test (make test runs 4,000 cases).
 fuzz-commands:
 	EDGEBENCH_FUZZ_ITERS=$${EDGEBENCH_FUZZ_ITERS:-200000} cargo test --release --lib mqtt::fuzz -- --nocapture
+
+# Fleet store: ingest from 1,000 simulated boards (mosquitto_sub vs collect into SQLite
+# and PostgreSQL, same run), and 50 kill -9 of the collector during a stream per engine.
+bench-fleet-load:
+	scripts/install-deps.sh test
+	bench/fleet-load.sh
+
+bench-fleet-crash:
+	scripts/install-deps.sh test
+	bench/fleet-crash.sh
 
 clean-models:
 	rm -rf models/build

@@ -43,6 +43,7 @@ pub struct Config {
     /// `--batch auto`: how the knee search grows and refines.
     pub batch_search: crate::bench::search::BatchSearchConfig,
     pub watchdog: crate::daemon::hang::WatchdogConfig,
+    pub collect: crate::collect::config::CollectConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -580,6 +581,7 @@ impl Default for Config {
             report: ReportConfig::default(),
             batch_search: Default::default(),
             watchdog: Default::default(),
+            collect: Default::default(),
             sweeps,
         }
     }
