@@ -388,3 +388,41 @@ impl Daemon {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_configs_multiplies_the_axes_without_overflow() {
+        let sweep = SweepConfig {
+            models: vec!["a".into()],
+            batches: vec![1, 2],
+            eps: vec!["cpu".into()],
+            threads: vec![1],
+            precisions: vec!["fp32".into()],
+            ..Default::default()
+        };
+        let none = SweepArgs {
+            sweep: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(planned_configs(1, &none, &sweep), 2);
+        let wide = SweepArgs {
+            sweep: "s".into(),
+            batches: Some((1..=256).collect()),
+            eps: Some(vec!["cpu".into(), "cuda".into()]),
+            threads: Some((0..64).collect()),
+            precisions: Some(vec!["fp32".into(), "fp16".into(), "int8".into()]),
+            ..Default::default()
+        };
+        assert_eq!(planned_configs(3, &wide, &sweep), 3 * 256 * 2 * 64 * 3);
+        // TFLite has one delegate per sweep whatever `eps` says.
+        let tflite = SweepConfig {
+            backend: "tflite".into(),
+            ..sweep.clone()
+        };
+        assert_eq!(planned_configs(3, &wide, &tflite), 3 * 256 * 64 * 3);
+        assert_eq!(planned_configs(usize::MAX, &wide, &sweep), u64::MAX);
+    }
+}
