@@ -541,30 +541,50 @@ fn mqtt5_response_topic_and_correlation_data_are_honoured() {
 }
 
 #[test]
-fn duplicate_request_id_starts_one_sweep() {
-    let s = setup("");
+fn duplicate_request_id_gets_the_original_reply_even_after_a_restart() {
+    let mut s = setup("");
     let payload = r#"{"request_id":"dup-1","sweep":"tiny"}"#;
     cmd(s.broker.port, "sweep-start", payload);
     cmd(s.broker.port, "sweep-start", payload);
     let r = s.sub.reply("dup-1", T).unwrap();
     let sweep_id = r["sweep_id"].as_str().unwrap().to_string();
     assert!(wait_state(&s.sub, &sweep_id, "done").is_some());
-    std::thread::sleep(Duration::from_millis(800));
-    let replies: Vec<Value> = s
-        .sub
-        .json_on("/reply")
-        .into_iter()
-        .filter(|r| r["request_id"] == "dup-1")
-        .collect();
-    assert_eq!(replies.len(), 1, "answered once: {replies:?}");
-    let sweeps: BTreeSet<String> = s
-        .sub
-        .json_on("/result")
+    let replies = |sub: &Sub| -> Vec<String> {
+        sub.on("/reply")
+            .into_iter()
+            .filter(|m| m.json()["request_id"] == "dup-1")
+            .map(|m| m.payload)
+            .collect()
+    };
+    assert!(wait_until(T, || replies(&s.sub).len() == 2));
+    let got = replies(&s.sub);
+    assert_eq!(got[0], got[1], "the original reply, byte for byte");
+
+    // Restart: the id is remembered on disk, with its reply.
+    let st = s
+        .daemon
+        .stop_with(libc::SIGTERM, Duration::from_secs(15))
+        .unwrap();
+    assert!(st.success());
+    let cfg = s.dir.path().join("edgebench.toml");
+    let online = s.sub.on("/status").len();
+    let _d = DaemonProc::spawn(&cfg, &s.dir.path().join("daemon2.log"), &[]);
+    assert!(wait_until(T, || s.sub.on("/status")[online..]
         .iter()
-        .map(|r| r["sweep_id"].as_str().unwrap().to_string())
+        .any(|m| m.payload == "online")));
+    cmd(s.broker.port, "sweep-start", payload);
+    assert!(wait_until(T, || replies(&s.sub).len() == 3));
+    assert_eq!(replies(&s.sub)[2], got[0]);
+    // One sweep ran, three results, no duplicates.
+    std::thread::sleep(Duration::from_millis(800));
+    let results = s.sub.json_on("/result");
+    let ids: Vec<&str> = results
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap())
         .collect();
-    assert_eq!(sweeps, BTreeSet::from([sweep_id]));
-    assert_eq!(s.sub.on("/result").len(), 3);
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(results.iter().all(|r| r["sweep_id"] == sweep_id.as_str()));
+    assert_eq!(run_ids(&results).len(), 3, "no run_id twice: {ids:?}");
 }
 
 #[test]
@@ -631,11 +651,13 @@ fn password_file_right_credentials_connect_wrong_ones_are_logged_and_retried() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("good"), "right-pass\n").unwrap();
     std::fs::write(dir.path().join("bad"), "wrong-pass\n").unwrap();
+    private(&dir.path().join("good"));
+    private(&dir.path().join("bad"));
     let good = write_config(dir.path(), "good.toml", broker.port, "");
     let text = std::fs::read_to_string(&good).unwrap().replace(
         "keepalive_s = 5",
         &format!(
-            "keepalive_s = 5\nusername = \"board\"\npassword_file = \"{}\"",
+            "keepalive_s = 5\nusername = \"board\"\nallow_plaintext_password = true\npassword_file = \"{}\"",
             dir.path().join("good").display()
         ),
     );
@@ -684,6 +706,12 @@ fn password_file_right_credentials_connect_wrong_ones_are_logged_and_retried() {
         .on("/board-2/status")
         .iter()
         .all(|m| m.payload != "online"));
+}
+
+/// `chmod 600`: secrets readable by others are refused.
+fn private(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -749,6 +777,7 @@ fn make_certs(dir: &Path) {
             a.extend(["-extfile", "san.ext"]);
         }
         openssl(dir, &a);
+        private(&dir.join(&key));
     }
 }
 
