@@ -74,6 +74,11 @@ enum Cmd {
         /// JSON Lines results file.
         file: PathBuf,
     },
+    /// Server side: store what the boards publish (results, summaries, telemetry,
+    /// devices, sweeps) in SQLite or PostgreSQL; runs until stopped.
+    Collect(edgebench::collect::CollectArgs),
+    /// Add `edgebench run` results files to the fleet store (de-duplicated on run_id).
+    Import(edgebench::fleet::import::ImportArgs),
     /// Show the board, every telemetry probe found and its current readings.
     Probe {
         #[command(flatten)]
@@ -184,6 +189,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Info { config, json } => cmd_info(&load_config(&config)?, json),
         Cmd::Daemon { config } => {
             edgebench::daemon::run_with(config.config, config.set)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Collect(args) => {
+            edgebench::collect::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Import(args) => {
+            edgebench::fleet::import::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Probe { config, args } => {

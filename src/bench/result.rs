@@ -172,6 +172,11 @@ pub struct SummaryRecord {
     #[serde(flatten)]
     pub gains: BTreeMap<String, f64>,
     pub edgebench_version: String,
+    /// Stable key of this summary across re-publishing (`<sweep_id>/<model>/<backend>/
+    /// <ep>/<precision>/t<threads>`, see `crate::fleet::schema::summary_id`): the fleet
+    /// store upserts on it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub summary_id: Option<String>,
 }
 
 /// A line of the results file: either kind.

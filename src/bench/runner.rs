@@ -571,6 +571,14 @@ fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
                     .join(","),
                 failed_batches: (!failed.is_empty()).then(|| failed.join(",")),
                 edgebench_version: crate::VERSION.into(),
+                summary_id: Some(crate::fleet::schema::summary_id(
+                    &ctx.plan.sweep_id,
+                    &k.0,
+                    &k.1,
+                    &k.2,
+                    &k.3,
+                    k.4,
+                )),
                 ..Default::default()
             };
             if let Some((bb, be)) = baseline {

@@ -238,7 +238,7 @@ fn check_private(path: &Path) -> Result<()> {
 }
 
 /// A password file: its content without the trailing newline.
-fn read_secret(path: &Path) -> Result<String> {
+pub(crate) fn read_secret(path: &Path) -> Result<String> {
     let s =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let s = s.strip_suffix('\n').unwrap_or(&s);
