@@ -41,6 +41,7 @@ pub struct Config {
     pub commands: CommandsConfig,
     pub report: ReportConfig,
     pub collect: crate::collect::config::CollectConfig,
+    pub homeassistant: crate::mqtt::homeassistant::HomeAssistantConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -541,6 +542,7 @@ impl Default for Config {
             commands: CommandsConfig::default(),
             report: ReportConfig::default(),
             collect: Default::default(),
+            homeassistant: Default::default(),
             sweeps,
         }
     }
@@ -734,6 +736,7 @@ impl Config {
     /// Cross-field checks, with the key named.
     pub fn validate(&self) -> Result<()> {
         self.protocol.validate("protocol")?;
+        self.homeassistant.validate().map_err(anyhow::Error::msg)?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }

@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod deadletter;
+pub mod homeassistant;
 pub mod identity;
 pub mod link;
 pub mod messages;
