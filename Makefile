@@ -27,6 +27,7 @@ build:
 test:
 	scripts/install-deps.sh test
 	integrations/node-red/install.sh
+	integrations/grafana/setup-venv.sh
 	scripts/fetch-onnxruntime.sh $(ORT_VERSION) .deps/onnxruntime
 	scripts/fetch-onnxruntime.sh $(ORT_OLD_VERSION) .deps/onnxruntime-$(ORT_OLD_VERSION)
 	scripts/fetch-tflite.sh .deps/tflite
