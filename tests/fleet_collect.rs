@@ -379,3 +379,65 @@ precisions = ["fp32"]
     let info = pgs.psql("e2e", "SELECT info->>'device_id' FROM devices");
     assert_eq!(info, "board-e2e");
 }
+
+#[test]
+fn under_systemd_ready_stopping_and_default_store_in_state_directory() {
+    use std::os::unix::net::UnixDatagram;
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "c.toml",
+        broker.port,
+        "client_id = \"under-systemd\"\n",
+    );
+    let log = dir.path().join("c.log");
+    let mut child = collector::spawn_with_env(
+        &cfg,
+        &log,
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("STATE_DIRECTORY", state.to_str().unwrap()),
+        ],
+    );
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("a notification");
+    let first = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(first.starts_with("READY=1"), "{first}");
+    let db = format!("sqlite:{}", state.join("fleet.sqlite").display());
+    assert!(
+        wait_until(T, || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("collect: connected")),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    publish(
+        broker.port,
+        "edgebench/v1/dev-9/result",
+        &result_line("dev-9", "sd-1"),
+        &[],
+    );
+    assert!(
+        wait_until(T, || count(&db, "results") == 1),
+        "stored in $STATE_DIRECTORY/fleet.sqlite"
+    );
+    broker::signal(child.id(), libc::SIGTERM);
+    let mut stopping = false;
+    while let Ok(n) = sock.recv(&mut buf) {
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            stopping = true;
+            break;
+        }
+    }
+    assert!(stopping, "STOPPING=1 sent");
+    let st = child.wait().unwrap();
+    assert!(st.success(), "{st}");
+}

@@ -89,7 +89,7 @@ impl CollectConfig {
                 self.share_group
             );
         }
-        if !(self.store_backoff_max_s > 0.0) {
+        if self.store_backoff_max_s.is_nan() || self.store_backoff_max_s <= 0.0 {
             anyhow::bail!("collect.store_backoff_max_s must be positive");
         }
         Ok(())

@@ -273,8 +273,9 @@ async fn mqtt_side(
             }
         })
     };
+    // Ready once the store is open: a broker that is not up yet is retried, not fatal.
     let notifier = crate::daemon::service::Notifier::from_env();
-    let mut ready = false;
+    notifier.ready(&format!("store open; connecting to {address}"));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("SIGTERM handler")?;
     let mut tx = Some(tx);
@@ -311,11 +312,7 @@ async fn mqtt_side(
                     if let Err(e) = client.subscribe_many(subs).await {
                         log::error!("collect: cannot subscribe: {e}");
                     }
-                    if !ready {
-                        ready = true;
-                        notifier.ready(&format!("collecting from {address}"));
-                    }
-                    let _ = g;
+                    notifier.status(&format!("collecting from {address} (connection {g})"));
                 }
                 Ok(Event::Incoming(Packet::SubAck(s))) => {
                     use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode as R;
@@ -343,6 +340,8 @@ async fn mqtt_side(
                     // broker redelivers those messages on the next one.
                     el.clean();
                     el.pending.clear();
+                    // And the ones the writer hands back from now on.
+                    generation.fetch_add(1, Ordering::Relaxed);
                     let d = backoff.next_delay();
                     log::warn!("collect: broker {address}: {e}; retrying in {:.1} s", d.as_secs_f64());
                     tokio::select! {

@@ -55,6 +55,7 @@ pub struct Writer {
     /// Rejection kinds already logged (each is logged once, with its topic).
     logged: HashMap<&'static str, u64>,
     last_prune: Option<Instant>,
+    rejects_since_prune: u64,
 }
 
 /// How often telemetry retention and the rejects bound are applied.
@@ -76,6 +77,7 @@ impl Writer {
             stop,
             logged: HashMap::new(),
             last_prune: None,
+            rejects_since_prune: 0,
         }
     }
 
@@ -125,7 +127,9 @@ impl Writer {
             if closed {
                 return;
             }
-            if self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            // A flood of bad messages is pruned sooner, so `rejects` stays bounded.
+            let flood = self.rejects_since_prune > (self.cfg.rejects_max / 10).max(100);
+            if flood || self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
                 self.prune();
             }
         }
@@ -133,6 +137,7 @@ impl Writer {
 
     fn prune(&mut self) {
         self.last_prune = Some(Instant::now());
+        self.rejects_since_prune = 0;
         let before = (self.cfg.telemetry_retention_days > 0)
             .then(|| now_ms() - i64::from(self.cfg.telemetry_retention_days) * 86_400_000);
         match self.store.prune(before, self.cfg.rejects_max) {
@@ -168,7 +173,7 @@ impl Writer {
                 };
             per_msg.push(rows);
         }
-        let rows: Vec<Row> = per_msg.iter().flatten().cloned().collect();
+        let rows = merge_touches(&per_msg);
         let mut backoff = Backoff::new(
             Duration::from_millis(100),
             Duration::from_secs_f64(self.cfg.store_backoff_max_s),
@@ -293,6 +298,7 @@ impl Writer {
 
     fn note_reject(&mut self, topic: &str, why: &Reject) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.rejects_since_prune += 1;
         let n = self.logged.entry(why.kind()).or_insert(0);
         *n += 1;
         if *n == 1 {
@@ -302,5 +308,60 @@ impl Writer {
                 why.kind()
             );
         }
+    }
+}
+
+/// The batch's rows with the "last seen" touches of each device merged into one (the
+/// latest, with the board when any message named it): a batch of 500 results from
+/// one board updates its device row once, not 500 times.
+fn merge_touches(per_msg: &[Vec<Row>]) -> Vec<Row> {
+    let mut rows = Vec::with_capacity(per_msg.iter().map(Vec::len).sum());
+    let mut touches: Vec<Row> = Vec::new();
+    for r in per_msg.iter().flatten() {
+        if !ingest::is_touch(r) {
+            rows.push(r.clone());
+            continue;
+        }
+        let dev = r.get("device_id");
+        match touches.iter_mut().find(|t| t.get("device_id") == dev) {
+            Some(t) => {
+                let newer = match (r.get("time"), t.get("time")) {
+                    (Some(ingest::Val::Time(a)), Some(ingest::Val::Time(b))) => a >= b,
+                    _ => true,
+                };
+                if newer && (r.get("board").is_some() || t.get("board").is_none()) {
+                    *t = r.clone();
+                }
+            }
+            None => touches.push(r.clone()),
+        }
+    }
+    rows.extend(touches);
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn touches_of_one_device_merge_into_the_latest() {
+        let per_msg = vec![
+            vec![ingest::touch_row("a", Some("x86".into()), 5)],
+            vec![ingest::touch_row("b", None, 6)],
+            vec![ingest::touch_row("a", Some("x86".into()), 9)],
+            vec![ingest::status_row("a", "online", 7)],
+        ];
+        let rows = merge_touches(&per_msg);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0].get("status"),
+            Some(&ingest::Val::Text("online".into()))
+        );
+        assert_eq!(rows[1].get("time"), Some(&ingest::Val::Time(9)));
+        assert_eq!(
+            rows[2].get("device_id"),
+            Some(&ingest::Val::Text("b".into()))
+        );
     }
 }

@@ -202,10 +202,11 @@ pub fn from_message(
             rows.push(info_row(device, obj, now_ms)?);
             return Ok(rows);
         }
-        Kind::SweepState => match sweep_row(device, obj)? {
-            Some(r) => rows.push(r),
-            None => {}
-        },
+        Kind::SweepState => {
+            if let Some(r) = sweep_row(device, obj)? {
+                rows.push(r);
+            }
+        }
         Kind::Status => unreachable!("handled above"),
     }
     let board = rows.first().and_then(|r| match r.get("board") {
@@ -419,6 +420,11 @@ pub fn touch_row(device: &str, board: Option<String>, now_ms: i64) -> Row {
             newer: "time",
         },
     }
+}
+
+/// Is `row` a plain "last seen" touch of a device (from [`touch_row`])?
+pub fn is_touch(row: &Row) -> bool {
+    row.table == "devices" && row.get("info").is_none() && row.get("status").is_none()
 }
 
 /// Bytes of a rejected payload kept in the `rejects` table.

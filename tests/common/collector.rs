@@ -35,7 +35,7 @@ impl Collector {
     /// Starts `edgebench collect --config <config> --db <db>` and waits until it is
     /// connected to the broker.
     pub fn start(config: &Path, db: &str, log: &Path) -> Collector {
-        let mut c = Collector {
+        let c = Collector {
             child: spawn(config, db, log),
             log: log.to_path_buf(),
             config: config.to_path_buf(),
@@ -98,6 +98,29 @@ impl Collector {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("unreadable: {line}"))
     }
+}
+
+/// Spawns a collector without `--db` and with `env` set (systemd's variables), not
+/// waiting for anything.
+pub fn spawn_with_env(config: &Path, log: &Path, env: &[(&str, &str)]) -> Child {
+    let logf = std::fs::File::create(log).expect("collector log");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_edgebench"));
+    c.arg("collect")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("STATE_DIRECTORY");
+    if let Some(d) = config.parent() {
+        c.current_dir(d);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().expect("start edgebench collect")
 }
 
 fn spawn(config: &Path, db: &str, log: &Path) -> Child {
