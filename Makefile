@@ -49,5 +49,9 @@ bench-fleet-crash:
 	scripts/install-deps.sh test
 	bench/fleet-crash.sh
 
+# Longer run of the command-parsing fuzz test (make test runs 4,000 cases).
+fuzz-commands:
+	EDGEBENCH_FUZZ_ITERS=$${EDGEBENCH_FUZZ_ITERS:-200000} cargo test --release --lib mqtt::fuzz -- --nocapture
+
 clean-models:
 	rm -rf models/build

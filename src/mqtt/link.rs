@@ -28,7 +28,8 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use rumqttc::v5::mqttbytes::v5::{
-    ConnectProperties, Filter, LastWill, Packet, PubAckReason, PublishProperties, RetainForwardRule,
+    ConnectProperties, Filter, LastWill, Packet, PubAckReason, Publish, PublishProperties,
+    RetainForwardRule,
 };
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{
@@ -54,6 +55,8 @@ const WINDOW: usize = 16;
 const REQUEST_CAPACITY: usize = 64;
 /// Commands waiting for the daemon; more are answered `busy` by the link.
 const COMMAND_CAPACITY: usize = 64;
+/// Replies held while rumqttc's queue is full; more are dropped (counted).
+const HELD_MAX: usize = 4096;
 /// An error PUBACK that cannot be pinned to one record counts against every record
 /// in flight; a record with this many goes to the dead-letter file.
 const MAX_STRIKES: u32 = 3;
@@ -384,7 +387,10 @@ fn lock(t: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
 /// Events from the poller to the core.
 #[derive(Debug)]
 enum Polled {
-    ConnAck,
+    /// With the broker's maximum packet size, when it set one.
+    ConnAck {
+        max_packet: Option<u32>,
+    },
     Message(rumqttc::v5::mqttbytes::v5::Publish),
     Acked(Tag),
     /// The broker answered this publish with an error reason code.
@@ -444,6 +450,8 @@ pub fn spawn(
         next_send: 0,
         outstanding: 0,
         blocked: false,
+        held: VecDeque::new(),
+        max_packet: None,
         persist,
         heartbeat: heartbeat.clone(),
     };
@@ -487,7 +495,8 @@ async fn poll_forever(
                     log::debug!("mqtt: no TCP socket to port {port} found for TCP_NODELAY");
                 }
                 lock(&tracker).reset(true);
-                let _ = tx.send(Polled::ConnAck);
+                let max_packet = eventloop.state.max_outgoing_packet_size;
+                let _ = tx.send(Polled::ConnAck { max_packet });
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let _ = tx.send(Polled::Message(p));
@@ -743,6 +752,9 @@ enum Sent {
     Queued,
     NotConnected,
     Full,
+    /// Above the broker's maximum packet size (CONNACK): rumqttc would turn it into a
+    /// connection error, and so again after every reconnect. The size in bytes.
+    TooLarge(usize),
 }
 
 struct Core {
@@ -771,6 +783,10 @@ struct Core {
     outstanding: usize,
     /// A drain stopped because rumqttc's channel was full; retry soon.
     blocked: bool,
+    /// Replies waiting for room in rumqttc's queue (at most [`HELD_MAX`]).
+    held: VecDeque<Outbound>,
+    /// The broker's maximum packet size in this connection.
+    max_packet: Option<u32>,
     persist: Arc<Notify>,
     heartbeat: Arc<AtomicI64>,
 }
@@ -801,6 +817,9 @@ impl Core {
                         return;
                     }
                 },
+                _ = tokio::time::sleep(Duration::from_millis(20)), if !self.held.is_empty() => {
+                    self.flush_held();
+                }
                 _ = tokio::time::sleep(Duration::from_millis(200)), if self.blocked => {
                     self.blocked = false;
                     self.drain();
@@ -815,16 +834,25 @@ impl Core {
         if !t.connected {
             return Sent::NotConnected;
         }
-        let res = match &o.correlation {
-            Some(c) => self.client.try_publish_with_properties(
+        let props = o.correlation.as_ref().map(|c| PublishProperties {
+            correlation_data: Some(c.clone()),
+            ..Default::default()
+        });
+        if let Some(max) = self.max_packet {
+            // The size rumqttc checks (packet id not yet assigned).
+            let size =
+                Publish::new(o.topic.as_str(), o.qos, o.payload.clone(), props.clone()).size();
+            if size > max as usize {
+                return Sent::TooLarge(size);
+            }
+        }
+        let res = match props {
+            Some(p) => self.client.try_publish_with_properties(
                 o.topic.clone(),
                 o.qos,
                 o.retain,
                 o.payload.clone(),
-                PublishProperties {
-                    correlation_data: Some(c.clone()),
-                    ..Default::default()
-                },
+                p,
             ),
             None => self
                 .client
@@ -841,8 +869,9 @@ impl Core {
 
     async fn on_polled(&mut self, ev: Polled) {
         match ev {
-            Polled::ConnAck => {
+            Polled::ConnAck { max_packet } => {
                 self.ready = false;
+                self.max_packet = max_packet;
                 let online = Outbound::new(self.topics.status(), "online", QoS::AtLeastOnce, true);
                 if !matches!(self.publish(&online, Tag::Plain), Sent::Queued) {
                     return;
@@ -867,7 +896,9 @@ impl Core {
                     }
                 }
                 for r in self.retained.clone() {
-                    self.publish(&r, Tag::Plain);
+                    if let Sent::TooLarge(size) = self.publish(&r, Tag::Plain) {
+                        self.too_large(&r, size);
+                    }
                 }
                 for n in std::mem::take(&mut self.notices) {
                     self.publish(&n, Tag::Plain);
@@ -882,6 +913,7 @@ impl Core {
                 self.drain();
             }
             Polled::Disconnected(why) => {
+                self.drop_held();
                 if self.ready {
                     self.state.send_replace(LinkState {
                         connected: false,
@@ -910,14 +942,21 @@ impl Core {
                     }
                 }
             }
-            Polled::Acked(Tag::Record { offset, end }) => {
-                self.store.ack(offset, end);
-                self.persist.notify_one();
-                self.outstanding = self.outstanding.saturating_sub(1);
-                self.drain();
+            Polled::Acked(tag) if !self.held.is_empty() => {
+                self.flush_held();
+                self.on_acked(tag);
             }
-            Polled::Acked(_) => {}
+            Polled::Acked(tag) => self.on_acked(tag),
             Polled::Message(p) => self.on_message(p),
+        }
+    }
+
+    fn on_acked(&mut self, tag: Tag) {
+        if let Tag::Record { offset, end } = tag {
+            self.store.ack(offset, end);
+            self.persist.notify_one();
+            self.outstanding = self.outstanding.saturating_sub(1);
+            self.drain();
         }
     }
 
@@ -980,10 +1019,68 @@ impl Core {
                 false,
             );
             if self.ready {
-                if let Sent::Full = self.publish(&o, Tag::Plain) {
-                    self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed);
+                self.publish_or_hold(o);
+            }
+        }
+    }
+
+    /// Publishes a non-retained message (a reply), or holds it while rumqttc's
+    /// queue is full; beyond [`HELD_MAX`] it is dropped, counted and logged.
+    fn publish_or_hold(&mut self, o: Outbound) {
+        if self.held.is_empty() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued | Sent::NotConnected => return,
+                Sent::TooLarge(size) => return self.too_large(&o, size),
+                Sent::Full => {}
+            }
+        }
+        if self.held.len() < HELD_MAX {
+            self.held.push_back(o);
+            return;
+        }
+        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() || n.is_multiple_of(1000) {
+            log::warn!(
+                "mqtt: dropped a message to {}: {HELD_MAX} already wait for the broker ({n} dropped so far)",
+                o.topic
+            );
+        }
+    }
+
+    /// A message (not a record) larger than the broker takes: not sent, logged.
+    fn too_large(&self, o: &Outbound, size: usize) {
+        log::error!(
+            "mqtt: a message to {} is {size} bytes, above the broker's maximum packet size ({}); not sent",
+            o.topic,
+            self.max_packet.unwrap_or_default()
+        );
+    }
+
+    /// Publishes held messages while rumqttc takes them.
+    fn flush_held(&mut self) {
+        while let Some(o) = self.held.pop_front() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued => {}
+                Sent::TooLarge(size) => self.too_large(&o, size),
+                Sent::Full => {
+                    self.held.push_front(o);
+                    return;
+                }
+                Sent::NotConnected => {
+                    self.drop_held();
+                    return;
                 }
             }
+        }
+    }
+
+    /// The connection went: held replies are not sent later (counted).
+    fn drop_held(&mut self) {
+        let n = self.held.len() as u64;
+        if n > 0 {
+            self.held.clear();
+            let total = self.stats.replies_dropped.fetch_add(n, Ordering::Relaxed) + n;
+            log::warn!("mqtt: {n} replies dropped with the connection ({total} so far)");
         }
     }
 
@@ -998,14 +1095,19 @@ impl Core {
             }
         };
         let Some(line) = line else { return };
-        let topic = match record_kind(&line) {
+        self.dead_letter_line(offset, end, &line, reason);
+    }
+
+    /// [`Core::dead_letter`] with the record's line at hand.
+    fn dead_letter_line(&mut self, offset: u64, end: u64, line: &str, reason: &str) {
+        let topic = match record_kind(line) {
             Some("summary") => self.topics.summary(),
             _ => self.topics.result(),
         };
-        let run_id = serde_json::from_str::<serde_json::Value>(&line)
+        let run_id = serde_json::from_str::<serde_json::Value>(line)
             .ok()
             .and_then(|v| v["run_id"].as_str().map(str::to_string));
-        if let Err(e) = self.dead_letters.add(now_ms(), &topic, reason, &line) {
+        if let Err(e) = self.dead_letters.add(now_ms(), &topic, reason, line) {
             // Without a dead-letter copy the record stays in the queue (retried).
             log::error!("mqtt: the broker refused a record ({reason}) and {e:#}; it stays queued");
             return;
@@ -1048,18 +1150,14 @@ impl Core {
         match m {
             ToLink::Publish(o) => {
                 if self.ready {
-                    if let Sent::Full = self.publish(&o, Tag::Plain) {
-                        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        log::warn!(
-                            "mqtt: dropped a message to {}: queue full ({n} so far)",
-                            o.topic
-                        );
-                    }
+                    self.publish_or_hold(o);
                 }
             }
             ToLink::Retained(o) => {
                 if self.ready {
-                    self.publish(&o, Tag::Plain);
+                    if let Sent::TooLarge(size) = self.publish(&o, Tag::Plain) {
+                        self.too_large(&o, size);
+                    }
                 }
                 match self.retained.iter_mut().find(|r| r.topic == o.topic) {
                     Some(r) => *r = o,
@@ -1111,6 +1209,18 @@ impl Core {
                     Sent::Queued => {
                         self.next_send = r.end;
                         self.outstanding += 1;
+                    }
+                    Sent::TooLarge(size) => {
+                        let line = String::from_utf8_lossy(&o.payload).into_owned();
+                        let reason = format!(
+                            "PacketTooLarge ({size} bytes, the broker's maximum is {})",
+                            self.max_packet.unwrap_or_default()
+                        );
+                        self.next_send = r.end;
+                        self.dead_letter_line(r.offset, r.end, &line, &reason);
+                        for n in std::mem::take(&mut self.notices) {
+                            self.publish_or_hold(n);
+                        }
                     }
                     Sent::Full => {
                         self.blocked = true;

@@ -5,6 +5,8 @@
 pub mod backoff;
 pub mod deadletter;
 pub mod homeassistant;
+#[cfg(test)]
+mod fuzz;
 pub mod identity;
 pub mod link;
 pub mod messages;
