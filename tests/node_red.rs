@@ -118,6 +118,13 @@ impl NodeRed {
             nr.get("/edgebench/results").is_some() && nr.log().contains("Connected to broker")
         });
         assert!(up, "Node-RED did not come up:\n{}", nr.log());
+        // Every node type of the flow comes from Node-RED or the palette that
+        // package.json lists (else Node-RED waits for the missing types).
+        assert!(
+            !nr.log().contains("missing types") && nr.log().contains("Started flows"),
+            "{}",
+            nr.log()
+        );
         nr
     }
 

@@ -4,9 +4,9 @@
 
 pub mod backoff;
 pub mod deadletter;
-pub mod homeassistant;
 #[cfg(test)]
 mod fuzz;
+pub mod homeassistant;
 pub mod identity;
 pub mod link;
 pub mod messages;
