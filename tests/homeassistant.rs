@@ -489,3 +489,39 @@ fn a_board_that_never_used_discovery_publishes_nothing_under_the_prefix() {
     std::thread::sleep(Duration::from_millis(800));
     assert!(ha.on("/config").is_empty(), "{:?}", ha.on("/config"));
 }
+
+#[test]
+fn turning_discovery_off_with_a_reload_removes_the_configs_and_on_again_announces() {
+    let broker = Broker::start();
+    let sub = Sub::start(broker.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), broker.port, true);
+    let daemon = DaemonProc::spawn(&cfg, &dir.path().join("daemon.log"), &[]);
+    assert!(
+        sub.wait_for("/status", T, |m| m.payload == "online")
+            .is_some(),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        wait_until(T, || retained_configs(broker.port).len() == 5),
+        "{}",
+        daemon.log()
+    );
+    // SIGHUP with discovery = false: the link restarts and clears the configs.
+    config(dir.path(), broker.port, false);
+    broker::signal(daemon.child.id(), libc::SIGHUP);
+    assert!(
+        wait_until(T, || retained_configs(broker.port).is_empty()),
+        "still retained after the reload:\n{}",
+        daemon.log()
+    );
+    // And on again.
+    config(dir.path(), broker.port, true);
+    broker::signal(daemon.child.id(), libc::SIGHUP);
+    assert!(
+        wait_until(T, || retained_configs(broker.port).len() == 5),
+        "not announced after the second reload:\n{}",
+        daemon.log()
+    );
+}
