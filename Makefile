@@ -26,6 +26,8 @@ build:
 
 test:
 	scripts/install-deps.sh test
+	integrations/node-red/install.sh
+	integrations/grafana/setup-venv.sh
 	scripts/fetch-onnxruntime.sh $(ORT_VERSION) .deps/onnxruntime
 	scripts/fetch-onnxruntime.sh $(ORT_OLD_VERSION) .deps/onnxruntime-$(ORT_OLD_VERSION)
 	scripts/fetch-tflite.sh .deps/tflite
@@ -47,10 +49,6 @@ bench-overhead: deps models build
 	.deps/venv/bin/python bench/overhead.py --edgebench $(BIN) \
 	  --library .deps/onnxruntime/lib/libonnxruntime.so --models-dir models/build --rounds 6 --seconds 10
 
-# Longer run of the command-parsing fuzz test (make test runs 4,000 cases).
-fuzz-commands:
-	EDGEBENCH_FUZZ_ITERS=$${EDGEBENCH_FUZZ_ITERS:-200000} cargo test --release --lib mqtt::fuzz -- --nocapture
-
 # Fleet store: ingest from 1,000 simulated boards (mosquitto_sub vs collect into SQLite
 # and PostgreSQL, same run), and 50 kill -9 of the collector during a stream per engine.
 bench-fleet-load:
@@ -60,6 +58,10 @@ bench-fleet-load:
 bench-fleet-crash:
 	scripts/install-deps.sh test
 	bench/fleet-crash.sh
+
+# Longer run of the command-parsing fuzz test (make test runs 4,000 cases).
+fuzz-commands:
+	EDGEBENCH_FUZZ_ITERS=$${EDGEBENCH_FUZZ_ITERS:-200000} cargo test --release --lib mqtt::fuzz -- --nocapture
 
 clean-models:
 	rm -rf models/build

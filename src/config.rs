@@ -44,6 +44,7 @@ pub struct Config {
     pub batch_search: crate::bench::search::BatchSearchConfig,
     pub watchdog: crate::daemon::hang::WatchdogConfig,
     pub collect: crate::collect::config::CollectConfig,
+    pub homeassistant: crate::mqtt::homeassistant::HomeAssistantConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -582,6 +583,7 @@ impl Default for Config {
             batch_search: Default::default(),
             watchdog: Default::default(),
             collect: Default::default(),
+            homeassistant: Default::default(),
             sweeps,
         }
     }
@@ -778,6 +780,7 @@ impl Config {
         self.batch_search.validate("batch_search")?;
         self.watchdog.validate()?;
         crate::store::Limits::from_config(&self.store)?;
+        self.homeassistant.validate().map_err(anyhow::Error::msg)?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }
