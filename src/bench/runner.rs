@@ -438,8 +438,14 @@ fn measure(
     let tele = window.map(|w| w.finish(samples)).unwrap_or_default();
     // Outputs are read once, after the timed region, for every runtime alike.
     if run_error.is_none() {
-        if let Err(e) = session.read_outputs() {
-            run_error = Some(e);
+        match session.read_outputs() {
+            Ok(()) => {
+                if let Some((h2d, d2h)) = session.copy_ms() {
+                    rec.h2d_ms = fin(h2d);
+                    rec.d2h_ms = fin(d2h);
+                }
+            }
+            Err(e) => run_error = Some(e),
         }
     }
     drop(session);
