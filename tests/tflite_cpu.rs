@@ -135,6 +135,34 @@ fn run_does_not_copy_outputs_read_outputs_does() {
     assert!(s.output(0).unwrap().iter().any(|&x| x != 0));
 }
 
+/// TFLite accepts resizing the first input, but the output comes from a second input
+/// that keeps its size: batch 2 "natively" would time one sample's work. Refused; the
+/// batch runs as 2 invokes and the record says why.
+#[test]
+fn resize_whose_outputs_do_not_grow_runs_sequentially() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_model(
+        dir.path(),
+        "fixed_out.tflite",
+        &tflite_model_io(
+            &[vec![1, 4], vec![3, 4], vec![3, 4]],
+            vec![0, 1],
+            vec![2],
+            vec![relu_op(1, 2)],
+        ),
+    );
+    let s = b.open_session(&spec(&m, "cpu", 2)).expect("open");
+    assert_eq!(s.batch_mode(), BatchMode::Sequential);
+    assert_eq!(extra(&s, "tflite_invokes_per_batch"), Some(2.into()));
+    let why = extra(&s, "tflite_resize_error").expect("refusal recorded");
+    assert!(
+        why.as_str().unwrap().contains("does not carry the batch"),
+        "{why}"
+    );
+}
+
 /// `[protocol] fixed_batch = "fail"`: a fixed-batch model that refuses the resize
 /// fails instead of running sequential invokes.
 #[test]
