@@ -40,6 +40,8 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub commands: CommandsConfig,
     pub report: ReportConfig,
+    /// `--batch auto`: how the knee search grows and refines.
+    pub batch_search: crate::bench::search::BatchSearchConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -205,6 +207,9 @@ pub struct ProtocolConfig {
     /// Stop early once the 95 % CI half-width of the median, relative to it, is
     /// below this (0: off). Only after `min_runs` and `min_s` are met.
     pub target_rel_ci: f64,
+    /// What `target_rel_ci` is about: `median` (latency median) or `mean` (mean latency,
+    /// hence throughput, by batch means).
+    pub ci_target_stat: crate::bench::stats::CiStat,
     /// Seed of input data and configuration order.
     pub seed: u64,
     /// Shuffle the order of configurations (seeded).
@@ -229,6 +234,7 @@ impl Default for ProtocolConfig {
             min_s: 3.0,
             max_s: 20.0,
             target_rel_ci: 0.0,
+            ci_target_stat: Default::default(),
             seed: 42,
             shuffle: false,
             fixed_batch: "sequential".into(),
@@ -249,6 +255,7 @@ impl ProtocolConfig {
             min_s: o.min_s.unwrap_or(self.min_s),
             max_s: o.max_s.unwrap_or(self.max_s),
             target_rel_ci: o.target_rel_ci.unwrap_or(self.target_rel_ci),
+            ci_target_stat: o.ci_target_stat.unwrap_or(self.ci_target_stat),
             seed: o.seed.unwrap_or(self.seed),
             shuffle: o.shuffle.unwrap_or(self.shuffle),
             fixed_batch: o
@@ -488,6 +495,8 @@ pub struct SweepConfig {
     pub cooldown_max_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knee_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci_target_stat: Option<crate::bench::stats::CiStat>,
 }
 
 impl Default for SweepConfig {
@@ -512,6 +521,7 @@ impl Default for SweepConfig {
             cooldown_max_temp_c: None,
             cooldown_max_s: None,
             knee_fraction: None,
+            ci_target_stat: None,
         }
     }
 }
@@ -546,6 +556,7 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             commands: CommandsConfig::default(),
             report: ReportConfig::default(),
+            batch_search: Default::default(),
             sweeps,
         }
     }
@@ -739,6 +750,7 @@ impl Config {
     /// Cross-field checks, with the key named.
     pub fn validate(&self) -> Result<()> {
         self.protocol.validate("protocol")?;
+        self.batch_search.validate("batch_search")?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }

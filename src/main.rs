@@ -93,9 +93,9 @@ struct RunArgs {
     /// Models (names from the manifest, or @set), comma-separated.
     #[arg(long, value_delimiter = ',')]
     models: Option<Vec<String>>,
-    /// Batch sizes, comma-separated.
+    /// Batch sizes, comma-separated, or `auto`: search the knee ([batch_search]).
     #[arg(long = "batch", alias = "batches", value_delimiter = ',')]
-    batch: Option<Vec<u32>>,
+    batch: Option<Vec<plan::BatchArg>>,
     /// Execution providers (ort): cpu, cuda, tensorrt, xnnpack, openvino, acl...
     #[arg(long, value_delimiter = ',')]
     ep: Option<Vec<String>>,
@@ -275,10 +275,12 @@ impl RecordSink for ProgressBar {
 fn cmd_run(a: RunArgs) -> Result<ExitCode> {
     let cfg = load_config(&a.config)?;
     let zoo = Zoo::load(&cfg)?;
+    let (batches, batch_auto) = plan::parse_batch_arg(a.batch.as_deref())?;
     let req = SweepRequest {
         sweep: a.sweep.clone(),
         models: a.models.clone(),
-        batches: a.batch.clone(),
+        batches,
+        batch_auto,
         eps: a.ep.clone(),
         threads: a.threads.clone(),
         precisions: a.precision.clone(),
@@ -453,6 +455,7 @@ fn cmd_info(cfg: &Config, json: bool) -> Result<ExitCode> {
         info.insert("l4t".into(), l.clone().into());
     }
     info.insert("probes".into(), tele.probes_found().join(",").into());
+    info.extend(edgebench::telemetry::context::read(tele.root()).to_map());
     info.extend(edgebench::backend::ort::probe_info(cfg));
     info.extend(edgebench::backend::tflite::probe_info(cfg));
     if json {

@@ -48,6 +48,9 @@ pub struct ResultRecord {
     /// sequential (`batch / batch_per_call` calls per timed batch).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub batch_per_call: Option<u32>,
+    /// `auto` when a knee search (`--batch auto`) chose this batch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub batch_search: Option<String>,
     /// Intra-op threads asked for (0: runtime default).
     pub threads: u32,
     /// Input shape fed, e.g. `1x3x224x224`.
@@ -106,6 +109,19 @@ pub struct ResultRecord {
     /// Relative half-width of the 95 % CI of the median.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub median_rel_ci: Option<f64>,
+    /// 95 % CI of `throughput_ips` by batch means (blocks of consecutive runs, so
+    /// drift widens it): lower end, samples/s ...
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throughput_ips_ci_low: Option<f64>,
+    /// ... and upper end.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throughput_ips_ci_high: Option<f64>,
+    /// Relative half-width of the 95 % batch-means CI of the mean latency.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mean_rel_ci: Option<f64>,
+    /// Blocks of consecutive runs behind the batch-means CI.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ci_blocks: Option<u32>,
     /// Comma-separated warning flags (`noisy`, `throttled`, `few_runs`, `slow_first_run`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub warnings: Option<String>,
@@ -148,6 +164,10 @@ pub struct ResultRecord {
     pub governor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seed: Option<u64>,
+    /// Board, power mode, clocks and library versions (flat keys, telemetry/context.rs).
+    /// Before `extra`, so that it takes its keys first when a line is parsed.
+    #[serde(flatten)]
+    pub context: crate::telemetry::context::RunContext,
     /// Backend-specific flat fields (provider options, op mapping...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,

@@ -12,13 +12,15 @@ use anyhow::Result;
 
 use super::knee::{find_knee, relative_gain};
 use super::plan::{Plan, RunConfig};
-use super::protocol::{latency_capacity, should_stop, warmup_done, StopReason};
+use super::protocol::{latency_capacity, should_stop, target_rel_ci_now, warmup_done, StopReason};
 use super::result::{now_ms, Record, ResultRecord, SummaryRecord, SCHEMA};
-use super::stats::{median_rel_ci, Stats};
+use super::search::{KneeSearch, Measured, Step};
+use super::stats::{batch_means, CiStat, Stats};
 use crate::backend::{self, Backend, BackendError, SessionSpec};
 use crate::config::{Config, ProtocolConfig};
 use crate::models::{sha256_file, Zoo};
-use crate::telemetry::{Telemetry, WindowSummary};
+use crate::telemetry::context::{self, RunContext};
+use crate::telemetry::{SysRoot, Telemetry, WindowSummary};
 
 /// Progress of a sweep, reported before each configuration and after the last.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +93,8 @@ struct Context<'a> {
     board: String,
     kernel: Option<String>,
     governor: Option<String>,
+    /// Read once per sweep from the board's files (never in the timed loop).
+    run_context: RunContext,
 }
 
 /// Runs the plan. Blocking: call it from its own thread. `cancel` is checked between
@@ -111,6 +115,7 @@ pub fn run_sweep(
     } else {
         None
     };
+    let run_context = context::read(&SysRoot::new(&cfg.telemetry.sysroot));
     let ctx = Context {
         cfg,
         plan,
@@ -126,10 +131,16 @@ pub fn run_sweep(
                     cfg.device.board.clone()
                 }
             }),
-        kernel: nix::sys::utsname::uname()
-            .ok()
-            .map(|u| u.release().to_string_lossy().into_owned()),
-        governor: telemetry.as_ref().and_then(|t| t.governor()),
+        kernel: run_context.kernel.clone().or_else(|| {
+            nix::sys::utsname::uname()
+                .ok()
+                .map(|u| u.release().to_string_lossy().into_owned())
+        }),
+        governor: telemetry
+            .as_ref()
+            .and_then(|t| t.governor())
+            .or_else(|| run_context.governor.clone()),
+        run_context,
     };
     let mut backends = Backends {
         cfg,
@@ -140,51 +151,68 @@ pub fn run_sweep(
         sweep_id: plan.sweep_id.clone(),
         ..Default::default()
     };
-    let total = plan.configs.len();
-    let started = Instant::now();
+    let total = match &plan.batch_search {
+        Some(bs) => plan.configs.len() * KneeSearch::max_points(bs),
+        None => plan.configs.len(),
+    };
+    let mut points = Points {
+        ctx: &ctx,
+        zoo,
+        backends: &mut backends,
+        sha_cache: &mut sha_cache,
+        telemetry: telemetry.as_ref(),
+        cancel,
+        started: Instant::now(),
+        total,
+        index: 0,
+    };
 
-    for (i, rc) in plan.configs.iter().enumerate() {
+    for rc in &plan.configs {
         if cancel.load(Ordering::Relaxed) {
             out.cancelled = true;
             break;
         }
-        let eta_s =
-            (i > 0).then(|| started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
-        sink.progress(&Progress {
-            done: i,
-            total,
-            current: rc.label(),
-            eta_s,
-        });
-
-        let cooldown = match (&telemetry, i > 0 && plan.protocol.cooldown_max_s > 0.0) {
-            (Some(t), true) => Some(t.cool_down(
-                plan.protocol.cooldown_max_temp_c,
-                plan.protocol.cooldown_max_s,
-            )),
-            _ => None,
-        };
-        let mut rec = base_record(&ctx, rc, i);
-        if let Some(c) = cooldown {
-            rec.cooldown_s = Some(round3(c.waited.as_secs_f64()));
-            rec.cooldown_reached = Some(c.reached);
+        match &plan.batch_search {
+            None => {
+                points.run(rc, None, sink, &mut out)?;
+            }
+            Some(bs) => {
+                // The knee search picks the batches of this series, one point at a
+                // time, each with the same cool-down and protocol.
+                let mut search = KneeSearch::new(bs, plan.protocol.knee_fraction);
+                while let Step::Measure(batch) = search.next() {
+                    if cancel.load(Ordering::Relaxed) {
+                        out.cancelled = true;
+                        break;
+                    }
+                    let point = RunConfig {
+                        batch,
+                        ..rc.clone()
+                    };
+                    let rec = points.run(&point, Some("auto"), sink, &mut out)?;
+                    if out.cancelled {
+                        break;
+                    }
+                    let measured = (rec.status == "ok")
+                        .then_some(rec.throughput_ips)
+                        .flatten()
+                        .map(|t| {
+                            Measured::new(
+                                t,
+                                rec.throughput_ips_ci_low.zip(rec.throughput_ips_ci_high),
+                            )
+                        });
+                    search.record(batch, measured);
+                }
+                log::info!(
+                    "knee search {}: batches {:?}, growth ended: {:?}, knee {:?}",
+                    rc.label(),
+                    search.batches(),
+                    search.growth_end(),
+                    search.knee()
+                );
+            }
         }
-        run_one(
-            &ctx,
-            zoo,
-            rc,
-            &mut backends,
-            &mut sha_cache,
-            telemetry.as_ref(),
-            cancel,
-            &mut rec,
-        );
-        if rec.status == "interrupted" {
-            out.cancelled = true;
-        }
-        rec.ts = now_ms();
-        sink.record(&Record::Result(Box::new(rec.clone())))?;
-        out.results.push(rec);
         if out.cancelled {
             break;
         }
@@ -196,11 +224,85 @@ pub fn run_sweep(
     }
     sink.progress(&Progress {
         done: out.results.len(),
-        total,
+        // A knee search ends before its upper bound of points.
+        total: if plan.batch_search.is_some() {
+            out.results.len()
+        } else {
+            total
+        },
         current: String::new(),
         eta_s: Some(0.0),
     });
     Ok(out)
+}
+
+/// Runs single points of a sweep: cool-down, measurement, record to the sink.
+struct Points<'a, 'c> {
+    ctx: &'a Context<'a>,
+    zoo: &'a Zoo,
+    backends: &'a mut Backends<'c>,
+    sha_cache: &'a mut BTreeMap<std::path::PathBuf, Option<String>>,
+    telemetry: Option<&'a Telemetry>,
+    cancel: &'a AtomicBool,
+    started: Instant,
+    /// Points expected (an upper bound for a knee search), for progress.
+    total: usize,
+    /// Points run so far (the run id's number).
+    index: usize,
+}
+
+impl Points<'_, '_> {
+    /// Measures one point and hands its record to the sink. `search` labels records of
+    /// a batch search (`batch_search`).
+    fn run(
+        &mut self,
+        rc: &RunConfig,
+        search: Option<&str>,
+        sink: &mut dyn RecordSink,
+        out: &mut SweepOutcome,
+    ) -> Result<ResultRecord> {
+        let i = self.index;
+        self.index += 1;
+        let total = self.total.max(self.index);
+        let eta_s =
+            (i > 0).then(|| self.started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
+        sink.progress(&Progress {
+            done: i,
+            total,
+            current: rc.label(),
+            eta_s,
+        });
+        let protocol = &self.ctx.plan.protocol;
+        let cooldown = match (self.telemetry, i > 0 && protocol.cooldown_max_s > 0.0) {
+            (Some(t), true) => {
+                Some(t.cool_down(protocol.cooldown_max_temp_c, protocol.cooldown_max_s))
+            }
+            _ => None,
+        };
+        let mut rec = base_record(self.ctx, rc, i);
+        rec.batch_search = search.map(String::from);
+        if let Some(c) = cooldown {
+            rec.cooldown_s = Some(round3(c.waited.as_secs_f64()));
+            rec.cooldown_reached = Some(c.reached);
+        }
+        run_one(
+            self.ctx,
+            self.zoo,
+            rc,
+            self.backends,
+            self.sha_cache,
+            self.telemetry,
+            self.cancel,
+            &mut rec,
+        );
+        if rec.status == "interrupted" {
+            out.cancelled = true;
+        }
+        rec.ts = now_ms();
+        sink.record(&Record::Result(Box::new(rec.clone())))?;
+        out.results.push(rec.clone());
+        Ok(rec)
+    }
 }
 
 fn round3(x: f64) -> f64 {
@@ -237,6 +339,7 @@ fn base_record(ctx: &Context, rc: &RunConfig, index: usize) -> ResultRecord {
         kernel: ctx.kernel.clone(),
         governor: ctx.governor.clone(),
         seed: Some(ctx.plan.protocol.seed),
+        context: ctx.run_context.clone(),
         ..Default::default()
     }
 }
@@ -340,6 +443,11 @@ fn measure(
     let mut session = backend.open(spec)?;
     let open_ms = t0.elapsed().as_secs_f64() * 1e3;
     rec.ep = session.ep_used();
+    if matches!(rec.ep.as_str(), "cuda" | "tensorrt") {
+        // The GPU libraries the provider really mapped, rather than those installed.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        rec.context.apply_loaded(&context::loaded_libraries(&maps));
+    }
     rec.batch_mode = Some(session.batch_mode().as_str().into());
     rec.batch_per_call = Some(session.batch_per_call());
     rec.input_shape = Some(
@@ -388,11 +496,13 @@ fn measure(
 
     // Timed phase. Everything it touches is allocated before it starts.
     let mut lat_ms: Vec<f64> = Vec::with_capacity(latency_capacity(p, warm_mean_s));
-    let mut scratch: Vec<f64> = Vec::with_capacity(if p.target_rel_ci > 0.0 {
-        lat_ms.capacity()
-    } else {
-        0
-    });
+    let mut scratch: Vec<f64> = Vec::with_capacity(
+        if p.target_rel_ci > 0.0 && p.ci_target_stat == CiStat::Median {
+            lat_ms.capacity()
+        } else {
+            0
+        },
+    );
     let mut next_ci_check = p.min_s;
     let window = telemetry.map(|t| t.start_window());
     let start = Instant::now();
@@ -416,16 +526,14 @@ fn measure(
             break Some(StopReason::Cancelled);
         }
         let elapsed = start.elapsed().as_secs_f64();
-        // The CI of the median needs a sort: do it at most every 0.5 s.
+        // The CI of the median needs a sort, that of the mean a pass over the runs:
+        // do either at most every 0.5 s.
         let ci = if p.target_rel_ci > 0.0
             && elapsed >= next_ci_check
             && lat_ms.len() >= p.min_runs as usize
         {
             next_ci_check = elapsed + 0.5;
-            scratch.clear();
-            scratch.extend_from_slice(&lat_ms);
-            scratch.sort_unstable_by(f64::total_cmp);
-            Some(median_rel_ci(&scratch))
+            target_rel_ci_now(p.ci_target_stat, &lat_ms, &mut scratch)
         } else {
             None
         };
@@ -501,6 +609,14 @@ fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32) {
     rec.cv = fin(s.cv);
     rec.outliers = Some(s.outliers as u64);
     rec.median_rel_ci = fin(s.median_rel_ci);
+    if let Some(bm) = batch_means(lat_ms) {
+        rec.mean_rel_ci = fin(bm.rel());
+        rec.ci_blocks = Some(bm.blocks as u32);
+        if let Some((lo, hi)) = bm.throughput_ci(batch) {
+            rec.throughput_ips_ci_low = fin(lo);
+            rec.throughput_ips_ci_high = fin(hi);
+        }
+    }
 }
 
 fn fill_telemetry(rec: &mut ResultRecord, t: &WindowSummary) {
