@@ -163,6 +163,66 @@ fn resize_whose_outputs_do_not_grow_runs_sequentially() {
     );
 }
 
+/// The batch comes from the model's dims signature: `[1, 8]` (fixed at export) is not
+/// resized even though TFLite would accept it; `[-1, 8]` (dynamic) is.
+#[test]
+fn dims_signature_decides_whether_the_batch_is_resized() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let model = |name: &str, sig: i32| {
+        write_model(
+            dir.path(),
+            name,
+            &tflite_model_sig(
+                &[vec![1, 8], vec![1, 8]],
+                &[vec![sig, 8], vec![sig, 8]],
+                vec![0],
+                vec![1],
+                vec![relu_op(0, 1)],
+            ),
+        )
+    };
+    let fixed = b
+        .open_session(&spec(&model("fixed.tflite", 1), "cpu", 4))
+        .expect("open fixed");
+    assert_eq!(fixed.batch_mode(), BatchMode::Sequential);
+    assert_eq!(fixed.batch_per_call(), 1);
+    assert_eq!(
+        extra(&fixed, "tflite_batch_signature"),
+        Some("fixed".into())
+    );
+    let why = extra(&fixed, "tflite_resize_error").unwrap();
+    assert!(why.as_str().unwrap().contains("shape_signature"), "{why}");
+    let dynamic = b
+        .open_session(&spec(&model("dynamic.tflite", -1), "cpu", 4))
+        .expect("open dynamic");
+    assert_eq!(dynamic.batch_mode(), BatchMode::Native);
+    assert_eq!(dynamic.input_shape(), vec![4, 8]);
+    assert_eq!(dynamic.batch_per_call(), 4);
+    assert_eq!(
+        extra(&dynamic, "tflite_batch_signature"),
+        Some("dynamic".into())
+    );
+    // No signature (older converters): resized when TFLite accepts it, as before.
+    let plain = b
+        .open_session(&spec(
+            &write_model(
+                dir.path(),
+                "plain.tflite",
+                &tflite_model(&[1, 8], 2, vec![relu_op(0, 1)]),
+            ),
+            "cpu",
+            4,
+        ))
+        .expect("open plain");
+    assert_eq!(plain.batch_mode(), BatchMode::Native);
+    assert_eq!(
+        extra(&plain, "tflite_batch_signature"),
+        Some("absent".into())
+    );
+}
+
 /// `[protocol] fixed_batch = "fail"`: a fixed-batch model that refuses the resize
 /// fails instead of running sequential invokes.
 #[test]

@@ -225,6 +225,14 @@ fn extra_fields(
             }),
         ),
         ("tflite_invokes_per_batch".into(), json!(s.invokes)),
+        (
+            "tflite_batch_signature".into(),
+            json!(match graph.input_batch_signature {
+                Some(b) if b < 0 => "dynamic",
+                Some(_) => "fixed",
+                None => "absent",
+            }),
+        ),
         ("tflite_ops".into(), json!(graph.ops)),
         (
             "edgetpu_compiled".into(),
@@ -367,7 +375,16 @@ impl TfliteSession {
             .map(|i| tensor_bytes(&api, (api.get_output_tensor)(self.interpreter, i)))
             .collect();
         let mut resized = false;
-        if want != model_batch && !graph.edgetpu_compiled() {
+        // A shape_signature with a positive batch says the batch was fixed at export:
+        // such a model is not resized (sequential invokes, or a refusal).
+        let signature_fixed = graph.input_batch_signature.is_some_and(|b| b > 0);
+        if want != model_batch && signature_fixed {
+            self.resize_error = Some(format!(
+                "the input's shape_signature fixes the batch at {}",
+                graph.input_batch_signature.unwrap_or(0)
+            ));
+        }
+        if want != model_batch && !graph.edgetpu_compiled() && !signature_fixed {
             match self.resize(&original, model_batch, want) {
                 Ok(()) => resized = true,
                 Err(e) => {

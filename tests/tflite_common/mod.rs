@@ -283,16 +283,32 @@ pub fn tflite_model_io(
     outputs: Vec<i32>,
     ops: Vec<Op>,
 ) -> Vec<u8> {
+    tflite_model_sig(shapes, &[], inputs, outputs, ops)
+}
+
+/// [`tflite_model_io`] with `shape_signature`s: `signatures[i]` for tensor i (none
+/// written for tensors beyond the slice).
+pub fn tflite_model_sig(
+    shapes: &[Vec<i32>],
+    signatures: &[Vec<i32>],
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    ops: Vec<Op>,
+) -> Vec<u8> {
     let tensors = shapes
         .iter()
         .enumerate()
         .map(|(i, shape)| {
-            Table(vec![
+            let mut t = vec![
                 (0, Val::I32s(shape.clone())),
                 (1, Val::U8(0)), // FLOAT32
                 (2, Val::U32(0)),
                 (3, Val::Str(format!("t{i}"))),
-            ])
+            ];
+            if let Some(sig) = signatures.get(i) {
+                t.push((7, Val::I32s(sig.clone())));
+            }
+            Table(t)
         })
         .collect();
     let codes = ops
