@@ -92,6 +92,7 @@ def load_manifest(path: Path) -> dict:
         "dtype": str,
         "precision": str,
         "base": str,
+        "arch": str,
         "origin": str,
         "licence": str,
     }

@@ -1,6 +1,6 @@
 //! edgebench command line: parsing and wiring only.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -69,11 +69,9 @@ enum Cmd {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Print the table of a results file written by `run`.
-    Report {
-        /// JSON Lines results file.
-        file: PathBuf,
-    },
+    /// Compare result files across boards, runtimes and dates: latency, gains against a
+    /// baseline platform, knees; as a table, Markdown, CSV, JSON or HTML.
+    Report(edgebench::report::ReportArgs),
     /// Show the board, every telemetry probe found and its current readings.
     Probe {
         #[command(flatten)]
@@ -191,24 +189,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             edgebench::telemetry::cli::probe_with(&args, &cfg.telemetry, &cfg.device)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Report { file } => {
-            let f = std::fs::File::open(&file)
-                .with_context(|| format!("cannot open {}", file.display()))?;
-            let mut recs = Vec::new();
-            for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-                let line = line.with_context(|| format!("reading {}", file.display()))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                recs.push(
-                    Record::from_json(&line)
-                        .with_context(|| format!("{}:{}", file.display(), i + 1))?,
-                );
-            }
-            let (r, s) = report::split(recs);
-            print!("{}", report::table(&r, &s));
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Report(args) => Ok(report::run_cli(&args)),
     }
 }
 

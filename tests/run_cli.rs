@@ -83,6 +83,15 @@ fn sweep_writes_contract_records_and_knee() {
         assert_eq!(r["runtime"], "onnxruntime");
         assert_eq!(r["batch_mode"], "native");
         assert_eq!(r["ep"], "cpu");
+        // The architecture from the fixture manifest, and the median's 95 % interval
+        // around the median.
+        assert_eq!(r["arch"], r["model"], "{r}");
+        let (lo, med, hi) = (
+            r["latency_ms_p50_ci_low"].as_f64().unwrap(),
+            r["latency_ms_p50"].as_f64().unwrap(),
+            r["latency_ms_p50_ci_high"].as_f64().unwrap(),
+        );
+        assert!(lo <= med && med <= hi, "{lo} {med} {hi}");
         // throughput = batch * iterations / sum(latency)
         let b = r["batch"].as_f64().unwrap();
         let n = r["iterations"].as_f64().unwrap();
@@ -142,6 +151,22 @@ fn sweep_writes_contract_records_and_knee() {
         assert_eq!(s["knee_batch"].as_u64().unwrap(), want_knee, "{s}");
         assert_eq!(s["peak_batch"].as_u64().unwrap(), peak_b, "{s}");
         assert!((s["peak_throughput_ips"].as_f64().unwrap() - peak_t).abs() <= 1e-3 * peak_t);
+        let (lo, hi) = (
+            s["knee_batch_low"].as_u64().unwrap(),
+            s["knee_batch_high"].as_u64().unwrap(),
+        );
+        assert!(lo <= want_knee && want_knee <= hi, "{s}");
+        assert!(
+            s["sustained_knee_batch"]
+                .as_u64()
+                .is_some_and(|b| b >= want_knee)
+                || s.get("sustained_knee_batch").is_none(),
+            "{s}"
+        );
+        assert_eq!(s["batch_mode"], "native");
+        assert_eq!(s["arch"], s["model"]);
+        assert!(s["peak_throughput_ips"].as_f64().unwrap() > 0.0);
+        assert_eq!(s["curve"].as_str().unwrap().split(',').count(), 3);
     }
     // The table on stdout.
     let table = stdout(&o);

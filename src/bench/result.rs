@@ -29,6 +29,9 @@ pub struct ResultRecord {
     pub model: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub model_sha256: Option<String>,
+    /// Network architecture from the manifest (`mobilenet_v2`...): what `report` pairs by.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub arch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub task: Option<String>,
     pub backend: String,
@@ -85,6 +88,12 @@ pub struct ResultRecord {
     pub latency_ms_max: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub latency_ms_p50: Option<f64>,
+    /// Distribution-free 95 % confidence interval of `latency_ms_p50` (order statistics;
+    /// absent below 6 timed runs).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub latency_ms_p50_ci_low: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub latency_ms_p50_ci_high: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub latency_ms_p90: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -196,6 +205,24 @@ pub struct SummaryRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peak_batch: Option<u32>,
     pub knee_fraction: f64,
+    /// `sequential` or `native`: a summary covers one batch mode (curves never mixed).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub batch_mode: Option<String>,
+    /// Network architecture of `model`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub arch: Option<String>,
+    /// The knee's range: smallest batch that may reach the fraction of the peak, and
+    /// smallest that surely does, given the throughput intervals (DESIGN.md section 15).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub knee_batch_low: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub knee_batch_high: Option<u32>,
+    /// Smallest batch from which every larger batch stays at or above the fraction.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sustained_knee_batch: Option<u32>,
+    /// Batches left out of the knee because the board throttled, comma-separated.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throttled_batches: Option<String>,
     /// The whole curve as `batch:throughput` pairs, e.g. `1:95.2,2:160.1`.
     pub curve: String,
     /// Batches that failed, comma-separated.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::knee::{find_knee, relative_gain};
+use super::knee::{analyse_knee, relative_gain, CurvePoint, Excluded};
 use super::plan::{Plan, RunConfig};
 use super::protocol::{latency_capacity, should_stop, target_rel_ci_now, warmup_done, StopReason};
 use super::result::{now_ms, Record, ResultRecord, SummaryRecord, SCHEMA};
@@ -323,6 +323,12 @@ fn base_record(ctx: &Context, rc: &RunConfig, index: usize) -> ResultRecord {
         run_id: format!("{}-{:04}", ctx.plan.sweep_id, index),
         status: "failed".into(),
         model: rc.model.clone(),
+        arch: Some(
+            rc.entry
+                .as_ref()
+                .map(|e| e.arch())
+                .unwrap_or_else(|| crate::models::arch_from_name(&rc.model)),
+        ),
         task: rc.entry.as_ref().map(|e| e.task.clone()),
         backend: rc.backend.clone(),
         ep: rc.ep.clone(),
@@ -599,6 +605,10 @@ fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32) {
     rec.latency_ms_min = fin(s.min);
     rec.latency_ms_max = fin(s.max);
     rec.latency_ms_p50 = fin(s.p50);
+    if let Some((lo, hi)) = s.p50_ci {
+        rec.latency_ms_p50_ci_low = fin(lo);
+        rec.latency_ms_p50_ci_high = fin(hi);
+    }
     rec.latency_ms_p90 = fin(s.p90);
     rec.latency_ms_p95 = fin(s.p95);
     rec.latency_ms_p99 = fin(s.p99);
@@ -677,9 +687,36 @@ pub fn warning_text(flag: &str) -> &'static str {
     }
 }
 
-/// Knee and gains per (model, backend, ep, precision, threads).
+/// A record's throughput interval (`throughput_ips_ci_low`/`_high`) when it carries
+/// one. Read through the JSON form so it works whichever struct field holds it.
+fn throughput_ci(r: &ResultRecord) -> Option<(f64, f64)> {
+    let v = serde_json::to_value(r).ok()?;
+    let lo = v.get("throughput_ips_ci_low")?.as_f64()?;
+    let hi = v.get("throughput_ips_ci_high")?.as_f64()?;
+    Some((lo, hi))
+}
+
+/// The knee curve of one summary group: failed and throttled points marked.
+fn curve_points(rs: &[&ResultRecord]) -> Vec<CurvePoint> {
+    rs.iter()
+        .map(|r| CurvePoint {
+            batch: r.batch,
+            throughput_ips: r.throughput_ips.unwrap_or(f64::NAN),
+            ci: throughput_ci(r),
+            excluded: if r.status != "ok" || r.throughput_ips.is_none() {
+                Some(Excluded::Failed)
+            } else if r.throttled == Some(true) {
+                Some(Excluded::Throttled)
+            } else {
+                None
+            },
+        })
+        .collect()
+}
+
+/// Knee and gains per (model, backend, ep, precision, threads, batch mode).
 fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
-    type Key = (String, String, String, String, u32);
+    type Key = (String, String, String, String, u32, Option<String>);
     let mut groups: BTreeMap<Key, Vec<&ResultRecord>> = BTreeMap::new();
     let mut order: Vec<Key> = Vec::new();
     for r in results {
@@ -689,6 +726,7 @@ fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
             r.ep_requested.clone().unwrap_or(r.ep.clone()),
             r.precision.clone(),
             r.threads,
+            r.batch_mode.clone(),
         );
         if !groups.contains_key(&k) {
             order.push(k.clone());
@@ -707,7 +745,14 @@ fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
                 .filter_map(|r| r.throughput_ips.map(|t| (r.batch, t)))
                 .collect();
             curve.sort_by_key(|(b, _)| *b);
-            let knee = find_knee(&curve, fraction);
+            let analysis = analyse_knee(&curve_points(rs), fraction);
+            let knee = analysis.as_ref().map(|a| a.knee());
+            let throttled: Vec<String> = analysis
+                .iter()
+                .flat_map(|a| &a.excluded)
+                .filter(|(_, why)| *why == Excluded::Throttled)
+                .map(|(b, _)| b.to_string())
+                .collect();
             let failed: Vec<String> = rs
                 .iter()
                 .filter(|r| r.status != "ok")
@@ -734,6 +779,12 @@ fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
                 peak_throughput_ips: knee.as_ref().map(|k| k.peak_throughput_ips),
                 peak_batch: knee.as_ref().map(|k| k.peak_batch),
                 knee_fraction: fraction,
+                batch_mode: k.5.clone(),
+                arch: rs.first().and_then(|r| r.arch.clone()),
+                knee_batch_low: analysis.as_ref().map(|a| a.batch_low),
+                knee_batch_high: analysis.as_ref().map(|a| a.batch_high),
+                sustained_knee_batch: analysis.as_ref().and_then(|a| a.sustained_batch),
+                throttled_batches: (!throttled.is_empty()).then(|| throttled.join(",")),
                 curve: curve
                     .iter()
                     .map(|(b, t)| format!("{b}:{t:.3}"))

@@ -23,6 +23,8 @@ pub struct Stats {
     pub throughput_ips: f64,
     /// Relative half-width of the 95 % confidence interval of the median.
     pub median_rel_ci: f64,
+    /// 95 % confidence interval of the median ([`median_ci`]); None below 6 values.
+    pub p50_ci: Option<(f64, f64)>,
 }
 
 /// Nearest-rank percentile of an ascending slice: the value at rank `ceil(p/100 * n)`
@@ -62,22 +64,32 @@ pub fn mad_outliers(sorted: &[f64], scratch: &mut Vec<f64>) -> usize {
     sorted.iter().filter(|x| (*x - med).abs() > limit).count()
 }
 
-/// Relative half-width of the distribution-free 95 % confidence interval of the median:
-/// the order statistics at ranks `n/2 -/+ 1.96 * sqrt(n) / 2` bound it. Returns
-/// infinity when there are too few values for an interval (n < 6).
-pub fn median_rel_ci(sorted: &[f64]) -> f64 {
+/// Distribution-free 95 % confidence interval of the median: the order statistics at
+/// ranks `n/2 -/+ 1.96 * sqrt(n) / 2` (normal approximation to the binomial count of
+/// values below the median). `(low, high)` in the values' unit; None when there are too
+/// few values for an interval (n < 6).
+pub fn median_ci(sorted: &[f64]) -> Option<(f64, f64)> {
     let n = sorted.len();
     if n < 6 {
-        return f64::INFINITY;
+        return None;
     }
     let half = 1.96 * (n as f64).sqrt() / 2.0;
     let lo = ((n as f64 / 2.0 - half).floor() as usize).clamp(1, n) - 1;
     let hi = ((n as f64 / 2.0 + half).ceil() as usize).clamp(1, n) - 1;
+    Some((sorted[lo], sorted[hi]))
+}
+
+/// Relative half-width of [`median_ci`]: half its width over the median. Returns
+/// infinity when there are too few values for an interval (n < 6).
+pub fn median_rel_ci(sorted: &[f64]) -> f64 {
+    let Some((lo, hi)) = median_ci(sorted) else {
+        return f64::INFINITY;
+    };
     let med = median_sorted(sorted);
     if med <= 0.0 {
         return f64::INFINITY;
     }
-    (sorted[hi] - sorted[lo]) / 2.0 / med
+    (hi - lo) / 2.0 / med
 }
 
 /// Which statistic a confidence-interval stop rule targets (`[protocol] ci_target_stat`).
@@ -219,6 +231,7 @@ impl Stats {
                 0.0
             },
             median_rel_ci: median_rel_ci(&sorted),
+            p50_ci: median_ci(&sorted),
         })
     }
 }
@@ -362,5 +375,18 @@ mod tests {
         assert_eq!(t975(30), 2.042);
         assert_eq!(t975(1000), 1.96);
         assert!(t975(0).is_infinite());
+    }
+
+    #[test]
+    fn median_ci_hand_computed() {
+        // n = 16: half = 1.96 * 4 / 2 = 3.92; ranks floor(8 - 3.92) = 4 and
+        // ceil(8 + 3.92) = 12 (1-based): values 4 and 12 of 1..=16.
+        let v: Vec<f64> = (1..=16).map(f64::from).collect();
+        assert_eq!(median_ci(&v), Some((4.0, 12.0)));
+        // Relative half-width: (12 - 4) / 2 / median 8 = 0.5.
+        assert_eq!(median_rel_ci(&v), 0.5);
+        assert_eq!(median_ci(&v[..5]), None);
+        let s = Stats::compute(&v, 1).unwrap();
+        assert_eq!(s.p50_ci, Some((4.0, 12.0)));
     }
 }
