@@ -205,3 +205,27 @@ fn io_is_recorded_and_device_io_needs_cuda() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("onnxruntime.io"), "{}", stderr(&o));
 }
+
+/// ONNX Runtime 1.24+ reports where each node was placed: on the CPU provider all of
+/// them. An older library (1.19) cannot tell, and the keys are simply absent.
+#[test]
+fn node_placement_is_recorded_when_the_runtime_reports_it() {
+    let env = Env::new(&ort_lib(), "");
+    let res = run_json(&env, &["--models", "tiny_cnn", "--batch", "1"]);
+    let r = &res[0];
+    let total = r["ort_nodes"]
+        .as_u64()
+        .expect("ort_nodes with ONNX Runtime 1.32");
+    assert!(total > 0, "{r}");
+    assert_eq!(r["ort_nodes_cpu"].as_u64(), Some(total), "{r}");
+    assert_eq!(r["ort_node_providers"], format!("cpu:{total}"), "{r}");
+    assert!(
+        !r["warnings"].as_str().unwrap_or("").contains("cpu_nodes"),
+        "{r}"
+    );
+
+    let old = Env::new(&ort_old_lib(), "");
+    let res = run_json(&old, &["--models", "tiny_cnn", "--batch", "1"]);
+    assert_eq!(res[0]["status"], "ok", "{}", res[0]);
+    assert!(res[0].get("ort_nodes").is_none(), "{}", res[0]);
+}

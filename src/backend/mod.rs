@@ -15,6 +15,7 @@ pub mod edgetpu;
 pub mod loader;
 pub mod memory;
 pub mod ort;
+pub mod ort_nodes;
 pub mod precision;
 pub mod tflite;
 pub mod types;

@@ -436,6 +436,12 @@ impl Backend for OrtBackend {
                 .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
                 .map_err(|e| fail("disable CPU fall-back", &e))?;
         }
+        let record_nodes = super::ort_nodes::supported(&self.loaded.path);
+        if record_nodes {
+            b = b
+                .with_config_entry(super::ort_nodes::RECORD_KEY, "1")
+                .map_err(|e| fail("record node assignment", &e))?;
+        }
         let io = Io::parse(&self.cfg.onnxruntime.io).map_err(BackendError::Failed)?;
         check_io(io, &ep_used, fallback_reason.as_deref())?;
         let eps = self.dispatch(&ep_used, spec)?;
@@ -707,6 +713,29 @@ impl Backend for OrtBackend {
             ));
         }
         options.push(("io".into(), serde_json::json!(io.as_str())));
+        // Where the nodes run (ONNX Runtime 1.24+): how much of an accelerator run
+        // is on the CPU, as counted by the runtime itself.
+        if let Some(by_ep) = record_nodes
+            .then(|| super::ort_nodes::nodes_by_provider(&self.loaded.path, &session))
+            .flatten()
+        {
+            let total: usize = by_ep.iter().map(|(_, n)| n).sum();
+            let cpu: usize = by_ep
+                .iter()
+                .filter(|(ep, _)| ep == "CPUExecutionProvider")
+                .map(|(_, n)| n)
+                .sum();
+            let list: Vec<String> = by_ep
+                .iter()
+                .map(|(ep, n)| format!("{}:{n}", short_name(ep)))
+                .collect();
+            options.push(("ort_nodes".into(), serde_json::json!(total)));
+            options.push(("ort_nodes_cpu".into(), serde_json::json!(cpu)));
+            options.push((
+                "ort_node_providers".into(),
+                serde_json::json!(list.join(",")),
+            ));
+        }
         // What the timed call copies between host and device besides inference: with
         // io = host on an accelerator, ONNX Runtime copies the outputs back to the
         // bound host buffers in every run (the input was copied once, when bound).
