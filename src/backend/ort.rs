@@ -436,7 +436,7 @@ impl Backend for OrtBackend {
                 .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
                 .map_err(|e| fail("disable CPU fall-back", &e))?;
         }
-        let record_nodes = super::ort_nodes::supported(&self.loaded.path);
+        let record_nodes = super::ort_nodes::supported(&self.loaded.path, &self.loaded.version);
         if record_nodes {
             b = b
                 .with_config_entry(super::ort_nodes::RECORD_KEY, "1")
@@ -716,7 +716,13 @@ impl Backend for OrtBackend {
         // Where the nodes run (ONNX Runtime 1.24+): how much of an accelerator run
         // is on the CPU, as counted by the runtime itself.
         if let Some(by_ep) = record_nodes
-            .then(|| super::ort_nodes::nodes_by_provider(&self.loaded.path, &session))
+            .then(|| {
+                super::ort_nodes::nodes_by_provider(
+                    &self.loaded.path,
+                    &self.loaded.version,
+                    &session,
+                )
+            })
             .flatten()
         {
             let total: usize = by_ep.iter().map(|(_, n)| n).sum();

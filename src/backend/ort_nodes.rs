@@ -45,9 +45,22 @@ struct Api24 {
 
 static API24: OnceLock<Option<Api24>> = OnceLock::new();
 
-/// The version-24 functions of the library at `path` (already loaded), or None when it
-/// is older than ONNX Runtime 1.24.
-fn api24(path: &Path) -> Option<&'static Api24> {
+/// Whether a version string (`1.32.0`) is ONNX Runtime 1.24 or newer. Asking an older
+/// library for API 24 would make it print an error on stderr.
+fn has_api24(version: &str) -> bool {
+    let mut it = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (it.next().flatten(), it.next().flatten()) {
+        (Some(major), Some(minor)) => major > 1 || (major == 1 && minor >= API_VERSION),
+        _ => false,
+    }
+}
+
+/// The version-24 functions of the library at `path` (already loaded, reporting
+/// `version`), or None when it is older than ONNX Runtime 1.24.
+fn api24(path: &Path, version: &str) -> Option<&'static Api24> {
+    if !has_api24(version) {
+        return None;
+    }
     API24
         .get_or_init(|| {
             type GetApiBase = unsafe extern "C" fn() -> *const OrtApiBase;
@@ -83,8 +96,8 @@ fn api24(path: &Path) -> Option<&'static Api24> {
 }
 
 /// Whether the library at `path` can report node assignment (ONNX Runtime 1.24+).
-pub fn supported(path: &Path) -> bool {
-    api24(path).is_some()
+pub fn supported(path: &Path, version: &str) -> bool {
+    api24(path, version).is_some()
 }
 
 /// Nodes per provider (ONNX Runtime's provider names, e.g. `CPUExecutionProvider`),
@@ -92,10 +105,11 @@ pub fn supported(path: &Path) -> bool {
 /// cannot tell or the call fails (the record then simply lacks the keys).
 pub fn nodes_by_provider(
     path: &Path,
+    version: &str,
     session: &ort::session::Session,
 ) -> Option<Vec<(String, usize)>> {
     use ort::AsPointer;
-    let api = api24(path)?;
+    let api = api24(path, version)?;
     let session: *const OrtSession = session.ptr();
     let ok = |s: OrtStatusPtr| {
         if s.0.is_null() {
@@ -144,6 +158,12 @@ mod tests {
     /// The index count is anchored on the declared table: the last version-17 function
     /// sits where the count says, and nothing beyond version 17 is declared (so the
     /// fields this crate sees are exactly the first 276).
+    #[test]
+    fn api_24_from_version_strings() {
+        assert!(has_api24("1.24.0") && has_api24("1.32.0") && has_api24("2.0.1"));
+        assert!(!has_api24("1.19.2") && !has_api24("1.23.9") && !has_api24("unknown"));
+    }
+
     #[test]
     fn indices_match_the_declared_function_table() {
         let ptr = std::mem::size_of::<usize>();
