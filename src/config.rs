@@ -42,6 +42,7 @@ pub struct Config {
     pub report: ReportConfig,
     /// `--batch auto`: how the knee search grows and refines.
     pub batch_search: crate::bench::search::BatchSearchConfig,
+    pub watchdog: crate::daemon::hang::WatchdogConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -405,6 +406,13 @@ pub struct StoreConfig {
     pub dir: String,
     /// Keep at most this many MiB of acknowledged records (oldest pruned first).
     pub retention_mb: u64,
+    /// Cap on all stored records, acknowledged or not, in bytes (0: none).
+    pub max_bytes: u64,
+    /// Free-space guard: leave at least this many bytes free on the store's filesystem (0: off).
+    pub min_free_bytes: u64,
+    /// At the cap with only unacknowledged records left: `"refuse"` new records
+    /// (nothing stored is dropped) or `"drop_oldest"` unacknowledged segments.
+    pub when_full: String,
 }
 
 impl Default for StoreConfig {
@@ -412,6 +420,9 @@ impl Default for StoreConfig {
         Self {
             dir: String::new(),
             retention_mb: 64,
+            max_bytes: 256 << 20,
+            min_free_bytes: 16 << 20,
+            when_full: "refuse".into(),
         }
     }
 }
@@ -574,6 +585,7 @@ impl Default for Config {
             commands: CommandsConfig::default(),
             report: ReportConfig::default(),
             batch_search: Default::default(),
+            watchdog: Default::default(),
             sweeps,
         }
     }
@@ -768,6 +780,8 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.protocol.validate("protocol")?;
         self.batch_search.validate("batch_search")?;
+        self.watchdog.validate()?;
+        crate::store::Limits::from_config(&self.store)?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }

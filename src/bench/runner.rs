@@ -106,6 +106,20 @@ pub fn run_sweep(
     sink: &mut dyn RecordSink,
     cancel: &AtomicBool,
 ) -> Result<SweepOutcome> {
+    run_sweep_from(cfg, zoo, plan, 0, sink, cancel)
+}
+
+/// [`run_sweep`] from configuration `first` on (run ids keep their plan index): the
+/// daemon goes on this way after giving up on a configuration that never returned.
+/// Summaries cover the configurations run here.
+pub fn run_sweep_from(
+    cfg: &Config,
+    zoo: &Zoo,
+    plan: &Plan,
+    first: usize,
+    sink: &mut dyn RecordSink,
+    cancel: &AtomicBool,
+) -> Result<SweepOutcome> {
     let telemetry = if cfg.telemetry.enabled {
         Some(Telemetry::open(
             &cfg.telemetry,
@@ -155,6 +169,12 @@ pub fn run_sweep(
         Some(bs) => plan.configs.len() * KneeSearch::max_points(bs),
         None => plan.configs.len(),
     };
+    // Run ids keep their plan index when the sweep goes on from `first` (a knee
+    // search numbers its points, at most `max_points` per configuration).
+    let start = match &plan.batch_search {
+        Some(bs) => first * KneeSearch::max_points(bs),
+        None => first,
+    };
     let mut points = Points {
         ctx: &ctx,
         zoo,
@@ -164,10 +184,11 @@ pub fn run_sweep(
         cancel,
         started: Instant::now(),
         total,
-        index: 0,
+        start,
+        index: start,
     };
 
-    for rc in &plan.configs {
+    for rc in plan.configs.iter().skip(first) {
         if cancel.load(Ordering::Relaxed) {
             out.cancelled = true;
             break;
@@ -223,10 +244,10 @@ pub fn run_sweep(
         sink.record(&Record::Summary(Box::new(s.clone())))?;
     }
     sink.progress(&Progress {
-        done: out.results.len(),
+        done: points.start + out.results.len(),
         // A knee search ends before its upper bound of points.
         total: if plan.batch_search.is_some() {
-            out.results.len()
+            points.start + out.results.len()
         } else {
             total
         },
@@ -247,7 +268,9 @@ struct Points<'a, 'c> {
     started: Instant,
     /// Points expected (an upper bound for a knee search), for progress.
     total: usize,
-    /// Points run so far (the run id's number).
+    /// The first point's number (a sweep that goes on from a later configuration).
+    start: usize,
+    /// The next point's number (the run id's number).
     index: usize,
 }
 
@@ -264,8 +287,9 @@ impl Points<'_, '_> {
         let i = self.index;
         self.index += 1;
         let total = self.total.max(self.index);
-        let eta_s =
-            (i > 0).then(|| self.started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
+        let eta_s = (i > self.start).then(|| {
+            self.started.elapsed().as_secs_f64() / (i - self.start) as f64 * (total - i) as f64
+        });
         sink.progress(&Progress {
             done: i,
             total,

@@ -5,7 +5,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use std::sync::atomic::Ordering;
 
 use super::scheduler::{Admission, Job, Origin};
-use super::{Daemon, Queued, MAX_COMMAND_CONFIGS};
+use super::{info, Daemon, Queued, MAX_COMMAND_CONFIGS};
 use crate::bench::plan;
 use crate::bench::result::now_ms;
 use crate::config::SweepConfig;
@@ -315,6 +315,7 @@ impl Daemon {
             if let Some(a) = &mut self.active {
                 a.thread.cancel.store(true, Ordering::Relaxed);
                 a.cancelled = true;
+                a.cancel_at.get_or_insert_with(tokio::time::Instant::now);
                 what.push(format!("stopping sweep {}", a.sweep_id));
                 self.state.state = "cancelling".into();
             }
@@ -337,17 +338,20 @@ impl Daemon {
     }
 
     pub(super) fn status_reply(&self, rid: &str) -> Reply {
-        let st = self.store.stats();
+        // One statvfs of the local store: lifts a `full` alarm once space is back.
+        let st = self.store.refresh_space();
         let s = &self.state;
         let mut r = Reply::new(Some(rid), Code::Ok, self.status_text())
             .with("state", s.state.clone())
             .with("done", s.done)
             .with("total", s.total)
             .with("queued", self.sched.queued())
-            .with("unsent_bytes", st.end - st.cursor)
             .with("uptime_s", self.started.elapsed().as_secs())
             .with("edgebench_version", crate::VERSION)
             .with("remembered_request_ids", self.replies.len());
+        for (k, v) in info::store_fields(&st) {
+            r = r.with(k, v);
+        }
         if let Some(l) = &self.link {
             r = r
                 .with(

@@ -30,6 +30,8 @@ impl Daemon {
         let mut watchdog_tick =
             tokio::time::interval(watchdog.map(|w| w / 2).unwrap_or(Duration::from_secs(3600)));
         let mut telemetry_tick = self.telemetry_interval();
+        let mut hang_tick = tokio::time::interval(Duration::from_secs(1));
+        hang_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let why = loop {
             tokio::select! {
                 _ = sigterm.recv() => break "SIGTERM",
@@ -57,6 +59,9 @@ impl Daemon {
                     }
                 }
                 _ = tick_opt(&mut telemetry_tick) => self.publish_telemetry().await,
+                _ = hang_tick.tick(), if self.active.is_some() || !self.hung.is_empty() => {
+                    self.check_hang().await;
+                }
                 _ = watchdog_tick.tick(), if watchdog.is_some() => {
                     if self.healthy(watchdog.unwrap_or_default()) {
                         self.notifier.watchdog();
@@ -68,8 +73,13 @@ impl Daemon {
         Ok(())
     }
 
-    /// The watchdog is fed only while the loop turns and the link is not stuck.
+    /// The watchdog is fed only while the loop turns, no sweep thread is stuck
+    /// (see `hang`) and the link is not stuck.
     pub(super) fn healthy(&self, period: Duration) -> bool {
+        if let Some(why) = self.hang_withholds() {
+            log::error!("{why}; withholding the watchdog ping so that systemd restarts the daemon");
+            return false;
+        }
         let Some(l) = &self.link else { return true };
         let age = now_ms() - l.heartbeat.load(Ordering::Relaxed);
         let limit = (period.as_millis() as i64).max(15_000);
@@ -108,7 +118,16 @@ impl Daemon {
                 self.sched.set_depth(new.cfg.commands.queue_depth as usize);
                 let old_on_boot = self.setup.cfg.schedule.on_boot.clone();
                 self.setup = new;
-                self.runtimes = info::runtimes(self.config_path.as_deref(), &self.sets);
+                // The probe child runs off the runtime thread, bounded.
+                let (path, sets) = (self.config_path.clone(), self.sets.clone());
+                match tokio::task::spawn_blocking(move || {
+                    info::runtimes(path.as_deref(), &sets, info::RUNTIMES_TIMEOUT)
+                })
+                .await
+                {
+                    Ok(r) => self.runtimes = r,
+                    Err(e) => log::error!("runtime probe failed: {e}"),
+                }
                 if self.setup.cfg.schedule.on_boot != old_on_boot && self.boot_at.is_some() {
                     self.boot_at = (!self.setup.cfg.schedule.on_boot.is_empty()).then(|| {
                         self.started + Duration::from_secs_f64(self.setup.cfg.schedule.boot_delay_s)

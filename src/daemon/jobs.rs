@@ -1,6 +1,8 @@
 //! Sweep-thread wiring: scheduled sweeps, starting queued jobs, progress and
 //! completion events from the sweep thread.
 
+use std::sync::Arc;
+
 use super::scheduler::{Admission, Job, Origin};
 use super::setup::request;
 use super::sweep::{self, SweepEvent};
@@ -82,11 +84,13 @@ impl Daemon {
             job.sweep,
             job.origin
         );
+        let plan = Arc::new(job.payload.plan);
         match sweep::start(
             self.setup.cfg.clone(),
             self.setup.zoo.clone(),
-            job.payload.plan,
-            request_id,
+            plan.clone(),
+            0,
+            request_id.clone(),
             self.store.clone(),
             self.sweep_tx.clone(),
         ) {
@@ -95,6 +99,10 @@ impl Daemon {
                     thread,
                     sweep_id: job.sweep_id.clone(),
                     cancelled: false,
+                    cancel_at: None,
+                    plan,
+                    request_id,
+                    first: 0,
                 });
             }
             Err(e) => {
@@ -144,7 +152,7 @@ impl Daemon {
         self.state.eta_s = None;
         match outcome {
             Ok(o) => {
-                self.state.done = o.results.len();
+                self.state.done = active.first + o.results.len();
                 self.state.state = match (o.cancelled, active.cancelled, shutting_down) {
                     (false, _, _) => "done",
                     (true, _, true) => "interrupted",

@@ -8,6 +8,7 @@
 //! sweep and the timetable, telemetry, watchdog pings and signals (SIGTERM/SIGINT
 //! stop at a safe point, SIGHUP reloads the configuration).
 
+pub mod hang;
 pub mod info;
 pub mod scheduler;
 pub mod service;
@@ -33,7 +34,7 @@ use crate::bench::plan::Plan;
 use crate::bench::result::now_ms;
 use crate::mqtt::link::{FromLink, LinkHandle};
 use crate::mqtt::messages::SweepState;
-use crate::store::Store;
+use crate::store::{Limits, Store};
 use crate::telemetry::Telemetry;
 use recovery::recover;
 use replies::Replies;
@@ -67,8 +68,8 @@ pub fn run_with(config_path: Option<PathBuf>, sets: Vec<String>) -> Result<()> {
             return Err(e);
         }
     };
-    let (store, recovery) =
-        Store::open(&setup.store_dir, setup.cfg.store.retention_mb << 20).context("store.dir")?;
+    let limits = Limits::from_config(&setup.cfg.store)?;
+    let (store, recovery) = Store::open_with(&setup.store_dir, limits).context("store.dir")?;
     let store = Arc::new(store);
     let recovered = recover(&setup.device_id, &setup.board(), &store, recovery)?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -93,6 +94,13 @@ struct Active {
     sweep_id: String,
     /// Cancelled by a command (as opposed to a shutdown).
     cancelled: bool,
+    /// When the cancel came (for `watchdog.cancel_grace_s`).
+    cancel_at: Option<Instant>,
+    /// The plan, for going on after a configuration that never returned.
+    plan: Arc<Plan>,
+    request_id: Option<String>,
+    /// First configuration this thread runs.
+    first: usize,
 }
 
 struct Daemon {
@@ -119,6 +127,8 @@ struct Daemon {
     started_ms: i64,
     boot_at: Option<Instant>,
     next_timetable: Option<Instant>,
+    /// Sweep threads given up on that have not ended.
+    hung: Vec<hang::Hung>,
 }
 
 impl Daemon {
@@ -153,7 +163,8 @@ impl Daemon {
         let started = Instant::now();
         let boot_at = (!setup.cfg.schedule.on_boot.is_empty())
             .then(|| started + Duration::from_secs_f64(setup.cfg.schedule.boot_delay_s));
-        let runtimes = info::runtimes(config_path.as_deref(), &sets);
+        // Before READY=1, once; bounded by the probe's own timeout.
+        let runtimes = info::runtimes(config_path.as_deref(), &sets, info::RUNTIMES_TIMEOUT);
         let mut d = Daemon {
             config_path,
             sets,
@@ -175,6 +186,7 @@ impl Daemon {
             started_ms: now_ms(),
             boot_at,
             next_timetable: None,
+            hung: Vec::new(),
             setup,
         };
         d.next_timetable = d.timetable_due();

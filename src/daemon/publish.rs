@@ -65,20 +65,25 @@ impl Daemon {
             return;
         }
         let t = self.telemetry.clone();
-        let snapshot = match tokio::task::spawn_blocking(move || t.snapshot()).await {
+        let store = self.store.clone();
+        // statvfs of the store rides along with the sysfs reads, off the runtime.
+        let (snapshot, st) = match tokio::task::spawn_blocking(move || {
+            (t.snapshot(), store.refresh_space())
+        })
+        .await
+        {
             Ok(s) => s,
             Err(e) => {
                 log::warn!("telemetry scrape failed: {e}");
                 return;
             }
         };
-        let st = self.store.stats();
         let payload = info::telemetry(
             snapshot,
             &self.setup.device_id,
             &self.state.state,
             self.started.elapsed().as_secs(),
-            st.end - st.cursor,
+            &st,
         );
         // Best effort: dropped rather than queued when the link is busy.
         let _ = l.tx.try_send(ToLink::Publish(Outbound::new(
@@ -109,7 +114,10 @@ impl Daemon {
             ),
             (None, _) => "idle".into(),
         };
-        format!("{sweep}; {mqtt}; {} bytes unsent", st.end - st.cursor)
+        match st.alarm {
+            Some(a) => format!("{sweep}; {mqtt}; {} bytes unsent; store {a}", st.unsent()),
+            None => format!("{sweep}; {mqtt}; {} bytes unsent", st.unsent()),
+        }
     }
 
     /// Connection notices (a `watch` from the link, never lost behind commands).

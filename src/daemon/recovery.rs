@@ -1,10 +1,10 @@
 //! Start-up recovery of a sweep the previous run left unfinished.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::bench::result::{now_ms, Record, ResultRecord, SCHEMA};
 use crate::mqtt::messages::SweepState;
-use crate::store::{Recovery, Store};
+use crate::store::{JournalConfig, Recovery, Store, SweepJournal};
 
 /// A sweep the previous run left unfinished (power loss, crash, `kill -9`): the
 /// configuration that was running gets an `interrupted` record, so consumers see
@@ -45,37 +45,30 @@ pub(super) fn recover(
     };
     let done = cut.as_ref().map(|c| c.index).unwrap_or(j.total);
     if let Some(c) = &cut {
-        let rec = ResultRecord {
-            record: "result".into(),
-            schema: SCHEMA,
-            ts: now_ms(),
-            device_id: device_id.to_string(),
-            board: board.to_string(),
-            sweep_id: j.sweep_id.clone(),
-            run_id: format!("{}-{:04}", j.sweep_id, c.index),
-            status: "interrupted".into(),
-            error: Some(error.into()),
-            model: c.model.clone(),
-            backend: c.backend.clone(),
-            ep: c.ep.clone(),
-            ep_requested: Some(c.ep.clone()),
-            precision: c.precision.clone(),
-            batch: c.batch,
-            threads: c.threads,
-            stop_reason: Some("daemon_stopped".into()),
-            runtime: if c.backend == "ort" {
-                "onnxruntime".into()
-            } else {
-                c.backend.clone()
-            },
-            edgebench_version: crate::VERSION.into(),
-            ..Default::default()
-        };
-        store
-            .append(&Record::Result(Box::new(rec)).to_json())
-            .context("cannot record the interrupted sweep")?;
+        let rec = stand_in_record(
+            device_id,
+            board,
+            &j.sweep_id,
+            c,
+            "interrupted",
+            error,
+            "daemon_stopped",
+        );
+        // A full disk must not stop the daemon from starting and draining what is
+        // stored: the record waits in memory and goes in before the next record
+        // that fits; the journal stays until then, so a restart tries again.
+        match store.append_or_defer(&Record::Result(Box::new(rec)).to_json()) {
+            Ok(true) => {}
+            Ok(false) => return Ok(Some(interrupted_state(&j, done, error))),
+            Err(e) => {
+                log::error!("cannot record the interrupted sweep (kept for the next start): {e:#}");
+                return Ok(Some(interrupted_state(&j, done, error)));
+            }
+        }
     }
-    store.clear_journal()?;
+    if let Err(e) = store.clear_journal() {
+        log::error!("store: {e:#}");
+    }
     log::warn!(
         "sweep {} ({}) was interrupted at configuration {} of {} by the end of the previous run; recorded as interrupted",
         j.sweep_id,
@@ -83,7 +76,50 @@ pub(super) fn recover(
         done + 1,
         j.total
     );
-    Ok(Some(SweepState {
+    Ok(Some(interrupted_state(&j, done, error)))
+}
+
+/// A result for a configuration that produced none itself (the daemon stopped, or
+/// gave up on it): what it was, why, and no measurements.
+pub(super) fn stand_in_record(
+    device_id: &str,
+    board: &str,
+    sweep_id: &str,
+    c: &JournalConfig,
+    status: &str,
+    error: &str,
+    stop_reason: &str,
+) -> ResultRecord {
+    ResultRecord {
+        record: "result".into(),
+        schema: SCHEMA,
+        ts: now_ms(),
+        device_id: device_id.to_string(),
+        board: board.to_string(),
+        sweep_id: sweep_id.to_string(),
+        run_id: format!("{}-{:04}", sweep_id, c.index),
+        status: status.into(),
+        error: Some(error.into()),
+        model: c.model.clone(),
+        backend: c.backend.clone(),
+        ep: c.ep.clone(),
+        ep_requested: Some(c.ep.clone()),
+        precision: c.precision.clone(),
+        batch: c.batch,
+        threads: c.threads,
+        stop_reason: Some(stop_reason.into()),
+        runtime: if c.backend == "ort" {
+            "onnxruntime".into()
+        } else {
+            c.backend.clone()
+        },
+        edgebench_version: crate::VERSION.into(),
+        ..Default::default()
+    }
+}
+
+fn interrupted_state(j: &SweepJournal, done: usize, error: &str) -> SweepState {
+    SweepState {
         state: "interrupted".into(),
         sweep: (!j.sweep.is_empty()).then(|| j.sweep.clone()),
         sweep_id: (!j.sweep_id.is_empty()).then(|| j.sweep_id.clone()),
@@ -92,7 +128,7 @@ pub(super) fn recover(
         total: j.total,
         error: Some(error.into()),
         ..Default::default()
-    }))
+    }
 }
 
 /// Whether a result with `run_id` was stored at or after `from`.
@@ -197,5 +233,31 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let (st, recs) = recover_in(d.path());
         assert!(st.is_none() && recs.is_empty());
+    }
+
+    #[test]
+    fn a_full_store_does_not_stop_the_start_and_keeps_the_journal() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(d.path(), 1 << 20).unwrap();
+        store.append(&result("s1-0000")).unwrap();
+        store.write_journal(&journal(store.end())).unwrap();
+        drop(store);
+        // The guard asks for more free space than any disk has: every append is refused.
+        let full = crate::store::Limits {
+            min_free_bytes: u64::MAX / 4,
+            ..crate::store::Limits::retention(1 << 20)
+        };
+        let (store, rec) = Store::open_with(d.path(), full).unwrap();
+        let st = recover("dev", "board", &store, rec).unwrap().unwrap();
+        assert_eq!((st.state.as_str(), st.done), ("interrupted", 1));
+        assert_eq!(store.read_from(0, 10).unwrap().len(), 1, "still drainable");
+        assert_eq!(store.stats().alarm, Some("full"));
+        assert!(store.append(&result("s2-0000")).is_err(), "still full");
+        drop(store);
+        // Space is back: the next start records the interruption.
+        let (st, recs) = recover_in(d.path());
+        assert_eq!(st.unwrap().done, 1);
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[1]["status"], "interrupted");
     }
 }

@@ -99,7 +99,10 @@ impl LinkSettings {
             bail!("mqtt.host is empty (MQTT is off)");
         }
         let mut o = MqttOptions::new(identity::client_id(device_id, machine), &m.host, m.port);
-        o.set_keep_alive(Duration::from_secs(m.keepalive_s.clamp(5, 3600)));
+        // rumqttc gives up on a connection one interval after an unanswered ping,
+        // so up to two intervals after it died: pinging every half of keepalive_s
+        // notices a dead (stalled, half-open) connection within keepalive_s.
+        o.set_keep_alive(Duration::from_secs((m.keepalive_s / 2).clamp(5, 1800)));
         // A persistent session: the broker keeps the subscriptions and queues QoS 1
         // commands sent while the board reconnects.
         o.set_clean_start(m.session_expiry_s == 0);
@@ -330,7 +333,10 @@ pub struct LinkStats {
 /// Handle of a running link.
 pub struct LinkHandle {
     pub tx: mpsc::Sender<ToLink>,
-    task: JoinHandle<()>,
+    /// The core, the poller (rumqttc's event loop) and the cursor writer: all
+    /// aborted when the handle goes, so an old connection can never live on (and
+    /// reconnect with the same client id) after a reload or a shutdown.
+    tasks: Vec<tokio::task::AbortHandle>,
     /// Unix ms of the core's last loop turn (for the watchdog).
     pub heartbeat: Arc<AtomicI64>,
     pub state: watch::Receiver<LinkState>,
@@ -338,14 +344,30 @@ pub struct LinkHandle {
     pub dead_letters: Arc<DeadLetters>,
 }
 
+/// The shutdown sequence's own steps (results, `offline`, DISCONNECT) end this
+/// long after `grace` at the latest; [`LinkHandle::shutdown`] waits a little more.
+const SHUTDOWN_STEPS: Duration = Duration::from_millis(2500);
+
 impl LinkHandle {
-    /// Runs the shutdown sequence and waits for it (bounded by `grace` plus a margin).
+    /// Runs the shutdown sequence and waits for it: at most `grace` plus 3 s, then
+    /// every task of the link is aborted.
     pub async fn shutdown(self, grace: Duration) {
         let (done, rx) = oneshot::channel();
-        if self.tx.send(ToLink::Shutdown { grace, done }).await.is_ok() {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(3), rx).await;
+        let end = tokio::time::Instant::now() + grace + SHUTDOWN_STEPS + Duration::from_millis(500);
+        let sent =
+            tokio::time::timeout_at(end, self.tx.send(ToLink::Shutdown { grace, done })).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout_at(end, rx).await;
         }
-        self.task.abort();
+        // Drop aborts every task.
+    }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -445,11 +467,14 @@ pub fn spawn(
         persist,
         heartbeat: heartbeat.clone(),
     };
+    let tasks = vec![poller.abort_handle(), persister.abort_handle()];
     let task = tokio::spawn(core.run(rx, polled_rx, poller, persister));
+    let mut tasks = tasks;
+    tasks.push(task.abort_handle());
     (
         LinkHandle {
             tx,
-            task,
+            tasks,
             heartbeat,
             state: state_rx,
             stats,
@@ -527,6 +552,11 @@ async fn poll_forever(
                     };
                     eventloop.clean();
                     eventloop.pending.clear();
+                    // rumqttc 0.24's clean() keeps a publish that collided on a packet id
+                    // (the broker stalled with every id in flight); left there it fails
+                    // each new connection after two pings with CollisionTimeout. The
+                    // store sends that record again after the ConnAck.
+                    eventloop.state.collision = None;
                     t.reset(false);
                     refused
                 };
@@ -1166,7 +1196,10 @@ impl Core {
         poller: JoinHandle<()>,
         persister: JoinHandle<()>,
     ) {
-        let deadline = tokio::time::Instant::now() + grace;
+        let start = tokio::time::Instant::now();
+        let deadline = start + grace;
+        // Every step below ends by `hard`, inside the handle's outer wait.
+        let hard = deadline + SHUTDOWN_STEPS;
         // Let outstanding results be acknowledged (and queued ones go out).
         while self.ready && (self.outstanding > 0 || self.next_send < self.store.end()) {
             match tokio::time::timeout_at(deadline, polled.recv()).await {
@@ -1177,7 +1210,8 @@ impl Core {
         if self.ready {
             let offline = Outbound::new(self.topics.status(), "offline", QoS::AtLeastOnce, true);
             if let Sent::Queued = self.publish(&offline, Tag::Offline) {
-                let until = tokio::time::Instant::now() + Duration::from_secs(2);
+                let until = (tokio::time::Instant::now() + Duration::from_millis(1500))
+                    .min(hard - Duration::from_millis(700));
                 loop {
                     match tokio::time::timeout_at(until, polled.recv()).await {
                         Ok(Some(Polled::Acked(Tag::Offline))) => break,
@@ -1190,7 +1224,12 @@ impl Core {
                 }
             }
             let _ = self.client.try_disconnect();
-            let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
+            if tokio::time::timeout_at(hard - Duration::from_millis(200), poller)
+                .await
+                .is_err()
+            {
+                log::warn!("mqtt: no clean DISCONNECT before shutdown; connection dropped");
+            }
         } else {
             poller.abort();
         }
