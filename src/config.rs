@@ -86,6 +86,11 @@ pub struct OnnxRuntimeConfig {
     /// nodes: `false` fails the run (ONNX Runtime's `session.disable_cpu_ep_fallback`),
     /// `true` lets those nodes run on the CPU and records `ort_cpu_fallback = "allowed"`.
     pub allow_partial_fallback: bool,
+    /// Where inputs and outputs live: `host` (default; with an accelerator ONNX Runtime
+    /// copies outputs back inside the timed call) or `device` (CUDA device memory, cuda
+    /// and tensorrt only; the timed call is inference alone, copies recorded as
+    /// `h2d_ms` / `d2h_ms`).
+    pub io: String,
     /// Intra-op spinning (busy-wait of idle pool threads).
     pub spinning: bool,
     /// Graph optimisation level: `disable`, `basic`, `extended`, `all`.
@@ -102,6 +107,7 @@ impl Default for OnnxRuntimeConfig {
             library: String::new(),
             allow_fallback: false,
             allow_partial_fallback: false,
+            io: "host".into(),
             spinning: true,
             graph_optimization: "all".into(),
             inter_threads: 0,
@@ -795,6 +801,10 @@ impl Config {
         }
         crate::backend::types::DeviceSelector::parse(&self.tflite.edgetpu_device)
             .map_err(anyhow::Error::msg)?;
+        match self.onnxruntime.io.as_str() {
+            "host" | "device" => {}
+            other => bail!("onnxruntime.io: unknown value `{other}` (host, device)"),
+        }
         match self.onnxruntime.graph_optimization.as_str() {
             "disable" | "basic" | "extended" | "all" => {}
             other => bail!(
