@@ -178,7 +178,8 @@ pub fn aggregate(points: &[Point], of_point: &[u32], names: &Names, labels: &[St
 /// (mean over those of log(p50 / geometric mean of the platforms' p50)). Platforms that
 /// share nothing with another score 0. Ties: the first platform.
 pub fn slowest_platform(rows: &[Row], n_platforms: usize) -> usize {
-    let mut groups: HashMap<(&str, &str, u32), Vec<(usize, f64)>> = HashMap::new();
+    type Group<'a> = HashMap<(&'a str, &'a str, u32), Vec<(usize, f64)>>;
+    let mut groups: Group = HashMap::new();
     for r in rows {
         if let Some(p) = r.p50_ms.filter(|p| *p > 0.0) {
             groups

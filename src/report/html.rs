@@ -52,9 +52,9 @@ fn table(c: &Cells, keep: impl Fn(&[String]) -> bool, out: &mut String) {
 fn figure(out: &mut String, kind: &str, arch: &str, svg: Result<String, String>, caption: &str) {
     match svg {
         Ok(svg) => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<figure class=\"fig\" data-kind=\"{kind}\" data-arch=\"{}\">{svg}<figcaption>{}</figcaption></figure>\n",
+                "<figure class=\"fig\" data-kind=\"{kind}\" data-arch=\"{}\">{svg}<figcaption>{}</figcaption></figure>",
                 esc(arch),
                 esc(caption)
             );

@@ -3,8 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -217,33 +216,146 @@ fn nan(x: Option<f64>) -> f64 {
     x.unwrap_or(f64::NAN)
 }
 
-/// Reads result files in order, keeping the results every condition matches.
+/// Bytes per parsing chunk (cut at a line end).
+const CHUNK: usize = 8 << 20;
+
+/// What one chunk of a file yields. Line numbers are relative to the chunk.
+#[derive(Default)]
+struct ChunkOut {
+    names: Names,
+    points: Vec<Point>,
+    lines: usize,
+    records: usize,
+    results: usize,
+    /// The first bad line and the message.
+    error: Option<(usize, String)>,
+    /// A truncated last line (only at the end of a file).
+    truncated: Option<usize>,
+    other_kinds: usize,
+    first_other: Option<(usize, String)>,
+    /// (schema, first line) per schema version seen.
+    schemas: Vec<(u32, usize)>,
+}
+
+/// Reads result files in order, keeping the results every condition matches. Each
+/// file is read in chunks parsed on all CPUs, merged back in order.
 ///
 /// Errors ([`ReportError::BadInput`]): an unreadable or empty file, a line that is not a
 /// JSON record (except a truncated last line, which is skipped with a note), a record of
 /// another schema version (all files' versions are listed).
 pub fn load_files(files: &[PathBuf], conds: &[Cond]) -> Result<Loaded, ReportError> {
+    load_chunked(files, conds, CHUNK)
+}
+
+fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loaded, ReportError> {
     let mut out = Loaded::default();
     let mut other_kinds: usize = 0;
     let mut first_other: Option<String> = None;
     let mut schemas: Vec<(String, u32, usize)> = Vec::new();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     for path in files {
-        let f = std::fs::File::open(path)
-            .map_err(|e| ReportError::Io(format!("cannot open {}: {e}", path.display())))?;
-        let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-        let read = load_one(
-            path,
-            &mut r,
-            conds,
-            &mut out,
-            &mut other_kinds,
-            &mut first_other,
-            &mut schemas,
-        )?;
-        if read == 0 {
+        let name = path.display().to_string();
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| ReportError::Io(format!("cannot open {name}: {e}")))?;
+        let mut carry: Vec<u8> = Vec::new();
+        let mut eof = false;
+        let mut line_base = 0usize;
+        let mut records = 0usize;
+        while !eof {
+            // Read up to `workers` chunks, each ending at a line end (the rest carried).
+            let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(workers);
+            while chunks.len() < workers && !eof {
+                let mut buf = std::mem::take(&mut carry);
+                let start = buf.len();
+                // Grow past a line longer than a chunk.
+                buf.resize(if start < chunk { chunk } else { start * 2 }, 0);
+                let mut filled = start;
+                while filled < buf.len() {
+                    let n = std::io::Read::read(&mut f, &mut buf[filled..])
+                        .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?;
+                    if n == 0 {
+                        eof = true;
+                        break;
+                    }
+                    filled += n;
+                }
+                buf.truncate(filled);
+                if !eof {
+                    match buf.iter().rposition(|&b| b == b'\n') {
+                        Some(i) => carry = buf.split_off(i + 1),
+                        // A line longer than a chunk: read on.
+                        None => {
+                            carry = buf;
+                            continue;
+                        }
+                    }
+                }
+                chunks.push(buf);
+            }
+            let last = chunks.len().saturating_sub(1);
+            let results: Vec<ChunkOut> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let at_end = eof && i == last;
+                        s.spawn(move || parse_chunk(c, conds, at_end))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("parser thread"))
+                    .collect()
+            });
+            for c in results {
+                records += c.records;
+                out.results_read += c.results;
+                for (schema, line) in &c.schemas {
+                    if !schemas.iter().any(|s| s.0 == name && s.1 == *schema) {
+                        schemas.push((name.clone(), *schema, line_base + line));
+                    }
+                }
+                if let Some((line, msg)) = c.error {
+                    return Err(ReportError::BadInput(format!(
+                        "{name}:{}: {msg}",
+                        line_base + line
+                    )));
+                }
+                if let Some(line) = c.truncated {
+                    out.notes.push(format!(
+                        "{name}:{}: truncated last line skipped (no newline at the end; the writer was probably stopped)",
+                        line_base + line
+                    ));
+                }
+                other_kinds += c.other_kinds;
+                if first_other.is_none() {
+                    first_other = c.first_other.map(|(line, kind)| {
+                        format!("{name}:{}, record kind `{kind}`", line_base + line)
+                    });
+                }
+                // Local symbols to the report's.
+                let map: Vec<Sym> = c.names.names.iter().map(|n| out.names.intern(n)).collect();
+                let m = |s: Sym| map[s as usize];
+                out.points.extend(c.points.into_iter().map(|p| Point {
+                    board: m(p.board),
+                    backend: m(p.backend),
+                    ep: m(p.ep),
+                    precision: m(p.precision),
+                    model: m(p.model),
+                    arch: m(p.arch),
+                    batch_mode: m(p.batch_mode),
+                    device_id: m(p.device_id),
+                    runtime_version: m(p.runtime_version),
+                    ..p
+                }));
+                line_base += c.lines;
+            }
+        }
+        if records == 0 {
             return Err(ReportError::BadInput(format!(
-                "{}: empty file (no records)",
-                path.display()
+                "{name}: empty file (no records)"
             )));
         }
     }
@@ -270,72 +382,61 @@ pub fn load_files(files: &[PathBuf], conds: &[Cond]) -> Result<Loaded, ReportErr
     Ok(out)
 }
 
-/// Reads one file; returns the number of records (of any kind) read.
-#[allow(clippy::too_many_arguments)]
-fn load_one(
-    path: &Path,
-    r: &mut dyn BufRead,
-    conds: &[Cond],
-    out: &mut Loaded,
-    other_kinds: &mut usize,
-    first_other: &mut Option<String>,
-    schemas: &mut Vec<(String, u32, usize)>,
-) -> Result<usize, ReportError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut lineno = 0usize;
-    let mut records = 0usize;
-    let name = path.display().to_string();
-    loop {
-        buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        lineno += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let line = buf.trim_ascii();
+/// Parses the lines of one chunk (whole lines; the last may lack its newline only
+/// when `at_end`), stopping at the first bad line.
+fn parse_chunk(buf: &[u8], conds: &[Cond], at_end: bool) -> ChunkOut {
+    let mut out = ChunkOut::default();
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let (raw_line, complete) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                let l = &rest[..i];
+                rest = &rest[i + 1..];
+                (l, true)
+            }
+            None => {
+                let l = rest;
+                rest = &[];
+                (l, false)
+            }
+        };
+        out.lines += 1;
+        let lineno = out.lines;
+        let line = raw_line.trim_ascii();
         if line.is_empty() {
             continue;
         }
         let raw: Raw = match serde_json::from_slice(line) {
             Ok(r) => r,
-            Err(e) if !complete && e.is_eof() => {
+            Err(e) if at_end && !complete && e.is_eof() => {
                 // A run cut off while writing its last record: keep everything before.
-                out.notes.push(format!(
-                    "{name}:{lineno}: truncated last line skipped (no newline at the end; the writer was probably stopped)"
-                ));
+                out.truncated = Some(lineno);
                 break;
             }
             Err(e) => {
                 let shown: String = String::from_utf8_lossy(&line[..line.len().min(60)]).into();
-                return Err(ReportError::BadInput(format!(
-                    "{name}:{lineno}: not a result record ({e}): `{shown}`"
-                )));
+                out.error = Some((lineno, format!("not a result record ({e}): `{shown}`")));
+                break;
             }
         };
-        records += 1;
+        out.records += 1;
         let schema = raw.schema.unwrap_or(0);
-        match schemas.iter_mut().find(|s| s.0 == name && s.1 == schema) {
-            Some(_) => {}
-            None => schemas.push((name.clone(), schema, lineno)),
+        if !out.schemas.iter().any(|s| s.0 == schema) {
+            out.schemas.push((schema, lineno));
         }
-        if raw.record.as_deref() == Some("summary") {
+        match raw.record.as_deref() {
+            Some("result") => {}
             // Sweep summaries: the report recomputes knees from the results.
-            continue;
-        }
-        if raw.record.as_deref() != Some("result") {
-            *other_kinds += 1;
-            if first_other.is_none() {
-                *first_other = Some(format!(
-                    "{name}:{lineno}, record kind `{}`",
-                    raw.record.as_deref().unwrap_or("(none)")
-                ));
+            Some("summary") => continue,
+            other => {
+                out.other_kinds += 1;
+                if out.first_other.is_none() {
+                    out.first_other = Some((lineno, other.unwrap_or("(none)").to_string()));
+                }
+                continue;
             }
-            continue;
         }
-        out.results_read += 1;
+        out.results += 1;
         if !conds.iter().all(|c| raw.matches(c)) {
             continue;
         }
@@ -377,12 +478,13 @@ fn load_one(
             power_w_mean: nan(raw.power_w_mean),
         });
     }
-    Ok(records)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -465,7 +567,7 @@ mod tests {
         let other = R.replace("\"batch\":1", "\"batch\":2");
         let f = write(d.path(), "w.jsonl", &format!("{R}\n{other}\n"));
         let c: Cond = "batch=2".parse().unwrap();
-        let l = load_files(&[f.clone()], &[c]).unwrap();
+        let l = load_files(std::slice::from_ref(&f), &[c]).unwrap();
         assert_eq!((l.points.len(), l.results_read), (1, 2));
         assert_eq!(l.points[0].batch, 2);
         let c: Cond = "arch=mobilenet_v2".parse().unwrap();
@@ -475,5 +577,30 @@ mod tests {
             .unwrap_err()
             .contains("unknown key `colour`"));
         assert_eq!("delegate=edgetpu".parse::<Cond>().unwrap().key, "ep");
+    }
+
+    #[test]
+    fn tiny_chunks_read_the_same_as_one_chunk() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report");
+        let files: Vec<PathBuf> = ["rpi5_a.jsonl", "rpi5_bc.jsonl", "coral.jsonl"]
+            .iter()
+            .map(|f| root.join(f))
+            .collect();
+        let big = load_chunked(&files, &[], CHUNK).unwrap();
+        // 100 bytes: shorter than every line, so each line grows its own buffer.
+        for chunk in [100, 2000, 5000] {
+            let small = load_chunked(&files, &[], chunk).unwrap();
+            assert_eq!(small.points.len(), big.points.len());
+            for (a, b) in small.points.iter().zip(&big.points) {
+                assert_eq!(small.names.get(a.model), big.names.get(b.model));
+                assert_eq!((a.batch, a.p50.to_bits()), (b.batch, b.p50.to_bits()));
+            }
+        }
+        // Line numbers stay right across chunks.
+        let d = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        let bad = write(d.path(), "bad.jsonl", &format!("{text}{text}oops\n"));
+        let e = load_chunked(&[bad], &[], 3000).unwrap_err().to_string();
+        assert!(e.contains("bad.jsonl:19: not a result record"), "{e}");
     }
 }

@@ -274,7 +274,7 @@ mod tests {
             marker_label: "knee 2".into(),
             ..Default::default()
         };
-        let s = batch_chart("throughput", "samples/s", &[l.clone()]).unwrap();
+        let s = batch_chart("throughput", "samples/s", std::slice::from_ref(&l)).unwrap();
         assert!(
             s.starts_with("<svg") && s.contains("board-a/ort/cpu") && s.contains("knee 2"),
             "{s}"
