@@ -36,6 +36,16 @@ impl Names {
     pub fn get(&self, i: Sym) -> &str {
         &self.names[i as usize]
     }
+    /// Each symbol's rank in alphabetical order, indexed by symbol.
+    pub fn ranks(&self) -> Vec<u32> {
+        let mut idx: Vec<u32> = (0..self.names.len() as u32).collect();
+        idx.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut rank = vec![0; idx.len()];
+        for (r, &i) in idx.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        rank
+    }
 }
 
 /// One result record, reduced to what the report uses. Absent numbers are NaN.
