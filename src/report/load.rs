@@ -141,7 +141,7 @@ impl std::str::FromStr for Cond {
 }
 
 /// The fields read from a line; everything else is skipped unparsed.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Raw<'a> {
     #[serde(borrow, default)]
     record: Option<Cow<'a, str>>,
@@ -222,6 +222,72 @@ impl Raw<'_> {
     }
 }
 
+/// The fields of a line by the flat-object scanner; None sends the line to serde_json
+/// (unusual layout, escapes, a value of an unexpected type, or a bad line).
+fn fast_raw(line: &[u8]) -> Option<Raw<'_>> {
+    use super::scan::{flat_object, Val};
+    fn s(v: Val<'_>) -> Option<Cow<'_, str>> {
+        match v {
+            Val::Str {
+                raw,
+                escaped: false,
+            } => std::str::from_utf8(raw).ok().map(Cow::Borrowed),
+            _ => None,
+        }
+    }
+    fn n<T: std::str::FromStr>(v: Val) -> Option<T> {
+        match v {
+            Val::Num(t) => std::str::from_utf8(t).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+    fn f(v: Val) -> Option<Option<f64>> {
+        match v {
+            Val::Null => Some(None),
+            v => n(v).map(Some),
+        }
+    }
+    let mut r = Raw::default();
+    flat_object(line, |k, v| {
+        match k {
+            b"record" => r.record = Some(s(v)?),
+            b"schema" => r.schema = Some(n(v)?),
+            b"board" => r.board = s(v)?,
+            b"backend" => r.backend = s(v)?,
+            b"ep" => r.ep = s(v)?,
+            b"precision" => r.precision = s(v)?,
+            b"model" => r.model = s(v)?,
+            b"arch" => r.arch = Some(s(v)?),
+            b"batch_mode" => r.batch_mode = Some(s(v)?),
+            b"device_id" => r.device_id = s(v)?,
+            b"runtime_version" => r.runtime_version = Some(s(v)?),
+            b"status" => r.status = s(v)?,
+            b"sweep_id" => r.sweep_id = s(v)?,
+            b"task" => r.task = Some(s(v)?),
+            b"threads" => r.threads = n(v)?,
+            b"batch" => r.batch = n(v)?,
+            b"ts" => r.ts = n(v)?,
+            b"throttled" => match v {
+                Val::Bool(b) => r.throttled = Some(b),
+                _ => return None,
+            },
+            b"latency_ms_p50" => r.latency_ms_p50 = f(v)?,
+            b"latency_ms_p99" => r.latency_ms_p99 = f(v)?,
+            b"latency_ms_p50_ci_low" => r.latency_ms_p50_ci_low = f(v)?,
+            b"latency_ms_p50_ci_high" => r.latency_ms_p50_ci_high = f(v)?,
+            b"median_rel_ci" => r.median_rel_ci = f(v)?,
+            b"throughput_ips" => r.throughput_ips = f(v)?,
+            b"throughput_ips_ci_low" => r.throughput_ips_ci_low = f(v)?,
+            b"throughput_ips_ci_high" => r.throughput_ips_ci_high = f(v)?,
+            b"temp_c_max" => r.temp_c_max = f(v)?,
+            b"power_w_mean" => r.power_w_mean = f(v)?,
+            _ => {}
+        }
+        Some(())
+    })?;
+    Some(r)
+}
+
 fn nan(x: Option<f64>) -> f64 {
     x.unwrap_or(f64::NAN)
 }
@@ -270,6 +336,7 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
         let mut f = std::fs::File::open(path)
             .map_err(|e| ReportError::Io(format!("cannot open {name}: {e}")))?;
         let mut carry: Vec<u8> = Vec::new();
+        let mut pool: Vec<Vec<u8>> = Vec::new();
         let mut eof = false;
         let mut line_base = 0usize;
         let mut records = 0usize;
@@ -277,30 +344,30 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
             // Read up to `workers` chunks, each ending at a line end (the rest carried).
             let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(workers);
             while chunks.len() < workers && !eof {
-                let mut buf = std::mem::take(&mut carry);
-                let start = buf.len();
-                // Grow past a line longer than a chunk.
-                buf.resize(if start < chunk { chunk } else { start * 2 }, 0);
-                let mut filled = start;
-                while filled < buf.len() {
-                    let n = std::io::Read::read(&mut f, &mut buf[filled..])
-                        .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?;
-                    if n == 0 {
-                        eof = true;
-                        break;
-                    }
-                    filled += n;
-                }
-                buf.truncate(filled);
-                if !eof {
+                // Buffers are reused round to round: no fresh pages to fault in.
+                let mut buf = pool.pop().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(&carry);
+                carry.clear();
+                let n = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut f, chunk as u64),
+                    &mut buf,
+                )
+                .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?;
+                if n < chunk {
+                    eof = true;
+                } else {
                     match buf.iter().rposition(|&b| b == b'\n') {
-                        Some(i) => carry = buf.split_off(i + 1),
+                        Some(i) => carry.extend_from_slice(&buf[i + 1..]),
                         // A line longer than a chunk: read on.
                         None => {
-                            carry = buf;
+                            std::mem::swap(&mut carry, &mut buf);
+                            pool.push(buf);
                             continue;
                         }
                     }
+                    let keep = buf.len() - carry.len();
+                    buf.truncate(keep);
                 }
                 chunks.push(buf);
             }
@@ -319,6 +386,7 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
                     .map(|h| h.join().expect("parser thread"))
                     .collect()
             });
+            pool.extend(chunks);
             for c in results {
                 records += c.records;
                 out.results_read += c.results;
@@ -416,7 +484,8 @@ fn parse_chunk(buf: &[u8], conds: &[Cond], at_end: bool) -> ChunkOut {
         if line.is_empty() {
             continue;
         }
-        let raw: Raw = match serde_json::from_slice(line) {
+        let fast = fast_raw(line);
+        let raw: Raw = match fast.map_or_else(|| serde_json::from_slice(line), Ok) {
             Ok(r) => r,
             Err(e) if at_end && !complete && e.is_eof() => {
                 // A run cut off while writing its last record: keep everything before.
@@ -612,5 +681,65 @@ mod tests {
         let bad = write(d.path(), "bad.jsonl", &format!("{text}{text}oops\n"));
         let e = load_chunked(&[bad], &[], 3000).unwrap_err().to_string();
         assert!(e.contains("bad.jsonl:19: not a result record"), "{e}");
+    }
+
+    /// The scanner and serde_json read the same values from every fixture line.
+    #[test]
+    fn fast_path_agrees_with_serde() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for f in [
+            "tests/fixtures/report/rpi5_a.jsonl",
+            "tests/fixtures/report/coral.jsonl",
+            "docs/report-example/x86-ort-1.32.0.jsonl",
+        ] {
+            for line in std::fs::read_to_string(root.join(f)).unwrap().lines() {
+                let a = fast_raw(line.as_bytes()).expect("fixture lines take the fast path");
+                let b: Raw = serde_json::from_str(line).unwrap();
+                assert_eq!(
+                    (
+                        &a.record,
+                        a.schema,
+                        &a.model,
+                        &a.arch,
+                        a.batch,
+                        a.threads,
+                        a.ts,
+                        a.throttled
+                    ),
+                    (
+                        &b.record,
+                        b.schema,
+                        &b.model,
+                        &b.arch,
+                        b.batch,
+                        b.threads,
+                        b.ts,
+                        b.throttled
+                    )
+                );
+                assert_eq!(
+                    (
+                        a.latency_ms_p50,
+                        a.latency_ms_p50_ci_low,
+                        a.median_rel_ci,
+                        a.throughput_ips_ci_high,
+                        a.temp_c_max
+                    ),
+                    (
+                        b.latency_ms_p50,
+                        b.latency_ms_p50_ci_low,
+                        b.median_rel_ci,
+                        b.throughput_ips_ci_high,
+                        b.temp_c_max
+                    )
+                );
+                n += 1;
+            }
+        }
+        assert_eq!(n, 25);
+        // A wrongly typed value leaves the fast path (serde_json then names the error).
+        assert!(fast_raw(br#"{"record":"result","schema":"x"}"#).is_none());
+        assert!(fast_raw(br#"{"record":"result","model":"a\u00e9"}"#).is_none());
     }
 }
