@@ -357,7 +357,7 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
                 if n < chunk {
                     eof = true;
                 } else {
-                    match buf.iter().rposition(|&b| b == b'\n') {
+                    match memchr::memrchr(b'\n', &buf) {
                         Some(i) => carry.extend_from_slice(&buf[i + 1..]),
                         // A line longer than a chunk: read on.
                         None => {
@@ -465,8 +465,20 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
 fn parse_chunk(buf: &[u8], conds: &[Cond], at_end: bool) -> ChunkOut {
     let mut out = ChunkOut::default();
     let mut rest = buf;
+    // The last symbol of each field: consecutive records mostly repeat them, and a
+    // comparison is cheaper than a hash lookup.
+    let mut memo = [Sym::MAX; 9];
+    let mut sym = |slot: usize, s: &str, names: &mut Names| -> Sym {
+        let m = memo[slot];
+        if m != Sym::MAX && names.get(m) == s {
+            return m;
+        }
+        let v = names.intern(s);
+        memo[slot] = v;
+        v
+    };
     while !rest.is_empty() {
-        let (raw_line, complete) = match rest.iter().position(|&b| b == b'\n') {
+        let (raw_line, complete) = match memchr::memchr(b'\n', rest) {
             Some(i) => {
                 let l = &rest[..i];
                 rest = &rest[i + 1..];
@@ -532,15 +544,15 @@ fn parse_chunk(buf: &[u8], conds: &[Cond], at_end: bool) -> ChunkOut {
         };
         let arch = raw.arch();
         out.points.push(Point {
-            board: names.intern(&raw.board),
-            backend: names.intern(&raw.backend),
-            ep: names.intern(&raw.ep),
-            precision: names.intern(&raw.precision),
-            model: names.intern(&raw.model),
-            arch: names.intern(&arch),
-            batch_mode: names.intern(raw.batch_mode.as_deref().unwrap_or("")),
-            device_id: names.intern(&raw.device_id),
-            runtime_version: names.intern(raw.runtime_version.as_deref().unwrap_or("")),
+            board: sym(0, &raw.board, names),
+            backend: sym(1, &raw.backend, names),
+            ep: sym(2, &raw.ep, names),
+            precision: sym(3, &raw.precision, names),
+            model: sym(4, &raw.model, names),
+            arch: sym(5, &arch, names),
+            batch_mode: sym(6, raw.batch_mode.as_deref().unwrap_or(""), names),
+            device_id: sym(7, &raw.device_id, names),
+            runtime_version: sym(8, raw.runtime_version.as_deref().unwrap_or(""), names),
             threads: raw.threads,
             batch: raw.batch,
             ok: raw.status == "ok",
