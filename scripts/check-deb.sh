@@ -57,7 +57,7 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for f in /usr/bin/edgebench /etc/edgebench/edgebench.toml \
     /usr/lib/systemd/system/edgebench.service /usr/lib/sysusers.d/edgebench.conf \
     /usr/lib/tmpfiles.d/edgebench.conf /usr/share/edgebench/systemd/jetson.conf \
-    /usr/share/edgebench/systemd/coral-usb.conf /usr/share/edgebench/systemd/rpi.conf \
+    /usr/share/edgebench/systemd/coral-usb.conf /usr/share/edgebench/systemd/nvidia-gpu.conf \
     /usr/libexec/edgebench/board-setup /usr/libexec/edgebench/install-onnxruntime \
     /usr/share/doc/edgebench/README.Debian; do
     if ! grep -qx "$f" <<<"$contents"; then
@@ -122,8 +122,8 @@ else
 fi
 
 # board-setup links drop-ins into /etc and adds the user to the device groups.
-if /usr/libexec/edgebench/board-setup rpi coral-usb >/dev/null &&
-    [ -L /etc/systemd/system/edgebench.service.d/10-rpi.conf ] &&
+if /usr/libexec/edgebench/board-setup jetson coral-usb >/dev/null &&
+    [ -L /etc/systemd/system/edgebench.service.d/10-jetson.conf ] &&
     [ -L /etc/systemd/system/edgebench.service.d/10-coral-usb.conf ]; then
     out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench.service 2>&1) || true
     level=$(systemd-analyze security --offline=true /usr/lib/systemd/system/edgebench.service 2>&1 |
@@ -133,11 +133,11 @@ if /usr/libexec/edgebench/board-setup rpi coral-usb >/dev/null &&
         echo "$out"
         fail=1
     else
-        echo "ok   board-setup rpi coral-usb: drop-ins linked, verify clean, exposure $level, groups: $(id -nG edgebench)"
+        echo "ok   board-setup jetson coral-usb: drop-ins linked, verify clean, exposure $level, groups: $(id -nG edgebench)"
     fi
     /usr/libexec/edgebench/board-setup --none >/dev/null
 else
-    echo "FAIL: board-setup rpi coral-usb did not link the drop-ins"
+    echo "FAIL: board-setup jetson coral-usb did not link the drop-ins"
     fail=1
 fi
 

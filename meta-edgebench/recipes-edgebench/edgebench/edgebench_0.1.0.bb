@@ -45,8 +45,8 @@ def edgebench_dropins(d):
         'jetson-orin-nano': 'jetson',
         'jetson-agx-orin': 'jetson',
         'coral-devboard': 'coral-pcie',
-        'rpi5': 'rpi',
-        'rpi-coral-usb': 'rpi coral-usb',
+        'rpi5': '',
+        'rpi-coral-usb': 'coral-usb',
     }
     profile = d.getVar('EDGEBENCH_PROFILE') or ''
     return table.get(profile, d.getVar('EDGEBENCH_DROPINS_MACHINE') or '')
