@@ -181,9 +181,7 @@ fn loaded_path(lib: &libloading::Library) -> Option<PathBuf> {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr writes into `info`; dli_fname points into the loader's link map,
     // valid while the library stays loaded.
-    if unsafe { libc::dladdr(*sym as *const libc::c_void, &mut info) } == 0
-        || info.dli_fname.is_null()
-    {
+    if unsafe { libc::dladdr(*sym, &mut info) } == 0 || info.dli_fname.is_null() {
         return None;
     }
     let name = unsafe { CStr::from_ptr(info.dli_fname) };
