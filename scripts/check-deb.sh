@@ -59,7 +59,9 @@ for f in /usr/bin/edgebench /etc/edgebench/edgebench.toml \
     /usr/lib/tmpfiles.d/edgebench.conf /usr/share/edgebench/systemd/jetson.conf \
     /usr/share/edgebench/systemd/coral-usb.conf /usr/share/edgebench/systemd/nvidia-gpu.conf \
     /usr/libexec/edgebench/board-setup /usr/libexec/edgebench/install-onnxruntime \
-    /usr/share/doc/edgebench/README.Debian; do
+    /usr/share/doc/edgebench/README.Debian \
+    /usr/share/bash-completion/completions/edgebench /usr/share/zsh/vendor-completions/_edgebench \
+    /usr/share/fish/vendor_completions.d/edgebench.fish; do
     if ! grep -qx "$f" <<<"$contents"; then
         echo "FAIL: $deb lacks $f"
         fail=1
@@ -110,6 +112,20 @@ if out=$(setpriv --reuid=edgebench --regid=edgebench --init-groups edgebench che
 else
     echo "FAIL: edgebench check-config as user edgebench:"
     echo "$out" | tail -n 20
+    fail=1
+fi
+# Man pages: one per subcommand, found by man; verify --man=yes checks that the unit's
+# Documentation=man:edgebench(1) resolves.
+pages=$(cd packaging/docs/man && ls *.1 | sed 's/\.1$//')
+missing=""
+for page in $pages; do
+    man -w "$page" >/dev/null 2>&1 || missing="$missing $page"
+done
+out=$(systemd-analyze verify --man=yes /usr/lib/systemd/system/edgebench.service 2>&1) || true
+if [ -z "$missing" ] && [ -z "$out" ]; then
+    echo "ok   man pages installed ($(echo $pages | wc -w)); verify --man=yes finds man:edgebench(1)"
+else
+    echo "FAIL: man pages missing:${missing:- none}; verify --man=yes: $out"
     fail=1
 fi
 out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench.service 2>&1) || true

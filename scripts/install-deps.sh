@@ -10,6 +10,8 @@ case "$what" in
   test) pkgs+=(mosquitto mosquitto-clients openssl systemd gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user unzip) ;;
   *) echo "usage: install-deps.sh bench|test" >&2; exit 2 ;;
 esac
+# Packaging checks: man pages rendered (groff, man), completions parsed (zsh, fish).
+[ "$what" = test ] && pkgs+=(groff-base man-db zsh fish)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

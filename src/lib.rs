@@ -8,6 +8,7 @@ pub mod backend;
 pub mod bench;
 pub mod config;
 pub mod daemon;
+pub mod docs;
 pub mod models;
 pub mod mqtt;
 pub mod report;

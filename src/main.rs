@@ -81,6 +81,9 @@ enum Cmd {
         #[command(flatten)]
         args: edgebench::telemetry::cli::ProbeArgs,
     },
+    /// Write the man pages and shell completions generated from this CLI (packaging).
+    #[command(hide = true)]
+    GenDocs(edgebench::docs::GenDocsArgs),
 }
 
 #[derive(clap::Args)]
@@ -185,6 +188,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Daemon { config } => {
             edgebench::daemon::run_with(config.config, config.set)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::GenDocs(args) => {
+            edgebench::docs::run(&<Cli as clap::CommandFactory>::command(), &args)
         }
         Cmd::Probe { config, args } => {
             let cfg = load_config(&config)?;
