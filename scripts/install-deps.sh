@@ -12,6 +12,8 @@ case "$what" in
     command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm) ;;
   *) echo "usage: install-deps.sh bench|test" >&2; exit 2 ;;
 esac
+# Packaging checks: man pages rendered (groff, man), completions parsed (zsh, fish).
+[ "$what" = test ] && pkgs+=(groff-base man-db zsh fish)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

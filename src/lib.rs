@@ -9,6 +9,7 @@ pub mod bench;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod docs;
 pub mod fleet;
 pub mod models;
 pub mod mqtt;

@@ -84,6 +84,9 @@ enum Cmd {
         #[command(flatten)]
         args: edgebench::telemetry::cli::ProbeArgs,
     },
+    /// Write the man pages and shell completions generated from this CLI (packaging).
+    #[command(hide = true)]
+    GenDocs(edgebench::docs::GenDocsArgs),
 }
 
 #[derive(clap::Args)]
@@ -196,6 +199,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Import(args) => {
             edgebench::fleet::import::run(&args)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::GenDocs(args) => {
+            edgebench::docs::run(&<Cli as clap::CommandFactory>::command(), &args)
         }
         Cmd::Probe { config, args } => {
             let cfg = load_config(&config)?;

@@ -2,7 +2,9 @@
 //!
 //! Library search order (DESIGN.md section 9): `[onnxruntime] library`, then
 //! `ORT_DYLIB_PATH`, then the system library paths, then the project-local copy
-//! fetched for development (`.deps/onnxruntime/lib`). ONNX Runtime is process-global:
+//! fetched for development (`.deps/onnxruntime/lib`), and last the dynamic loader's own
+//! search by soname (`ld.so.cache`, `LD_LIBRARY_PATH`, `/usr/lib64` on multilib images).
+//! ONNX Runtime is process-global:
 //! it is loaded once, on first use, and stays loaded.
 //!
 //! The timed call is `RunWithBinding` on an IoBinding whose input and outputs were
@@ -62,7 +64,13 @@ fn short_name(id: &str) -> String {
         })
 }
 
-/// Where the library was looked for, in order, for error messages.
+/// Names the dynamic loader is asked for when no candidate file exists: ONNX Runtime's
+/// soname first (runtime packages ship only `libonnxruntime.so.1`), then the
+/// development link.
+pub const SONAMES: &[&str] = &["libonnxruntime.so.1", "libonnxruntime.so"];
+
+/// Where the library was looked for, in order, for error messages. After these files,
+/// [`SONAMES`] go to the dynamic loader (unless `[onnxruntime] library` is set).
 pub fn library_candidates(cfg: &Config) -> Vec<(String, PathBuf)> {
     let mut c = Vec::new();
     if !cfg.onnxruntime.library.is_empty() {
@@ -145,10 +153,16 @@ fn load_once(cfg: &Config) -> Result<&'static Loaded, BackendError> {
     LOADED
         .get_or_init(|| {
             let cands = library_candidates(cfg);
-            let path = cands.iter().map(|(_, p)| p).find(|p| p.is_file()).cloned();
+            let mut path = cands.iter().map(|(_, p)| p).find(|p| p.is_file()).cloned();
+            if path.is_none() && cfg.onnxruntime.library.is_empty() {
+                path = find_by_soname();
+            }
             let Some(path) = path else {
-                let tried: Vec<String> =
+                let mut tried: Vec<String> =
                     cands.iter().map(|(why, p)| format!("{} ({why})", p.display())).collect();
+                if cfg.onnxruntime.library.is_empty() {
+                    tried.extend(SONAMES.iter().map(|n| format!("{n} (dynamic loader search)")));
+                }
                 return Err(format!(
                     "ONNX Runtime library not found; looked for: {}. Set [onnxruntime] library or ORT_DYLIB_PATH, or run `make deps`",
                     tried.join(", ")
@@ -168,6 +182,40 @@ fn load_once(cfg: &Config) -> Result<&'static Loaded, BackendError> {
         })
         .as_ref()
         .map_err(|e| BackendError::Library(e.clone()))
+}
+
+/// Asks the dynamic loader for each of [`SONAMES`]; the path of the first one found
+/// (from `dladdr`, so records name the file, not just the soname).
+fn find_by_soname() -> Option<PathBuf> {
+    for name in SONAMES {
+        // SAFETY: loading ONNX Runtime runs only its static initialisers, as
+        // ort::init_from does with the same file right after.
+        let Ok(lib) = (unsafe { libloading::Library::new(name) }) else {
+            continue;
+        };
+        let path = loaded_path(&lib);
+        // Stays loaded for the process (ort loads it again by path): no dlclose.
+        std::mem::forget(lib);
+        if path.is_some() {
+            return path;
+        }
+    }
+    None
+}
+
+/// The file a loaded ONNX Runtime library was mapped from.
+fn loaded_path(lib: &libloading::Library) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: only the symbol's address is used, never called here.
+    let sym = unsafe { lib.get::<*const libc::c_void>(b"OrtGetApiBase\0") }.ok()?;
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr writes into `info`; dli_fname points into the loader's link map,
+    // valid while the library stays loaded.
+    if unsafe { libc::dladdr(*sym, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
 }
 
 /// `OrtGetApiBase()->GetVersionString()` of the library at `path` (already loaded by

@@ -18,7 +18,7 @@ EDGEBENCH_EXTERNALSRC = "${@'externalsrc' if not d.getVar('EDGEBENCH_GIT_URI') e
 EXTERNALSRC = "${@d.getVar('EDGEBENCH_SRCTREE') if not d.getVar('EDGEBENCH_GIT_URI') else ''}"
 SRC_URI = "${EDGEBENCH_GIT_URI}"
 
-inherit cargo cargo-update-recipe-crates systemd useradd
+inherit cargo cargo-update-recipe-crates systemd useradd bash-completion
 inherit_defer ${EDGEBENCH_EXTERNALSRC}
 
 require ${BPN}-crates.inc
@@ -45,8 +45,8 @@ def edgebench_dropins(d):
         'jetson-orin-nano': 'jetson',
         'jetson-agx-orin': 'jetson',
         'coral-devboard': 'coral-pcie',
-        'rpi5': 'rpi',
-        'rpi-coral-usb': 'rpi coral-usb',
+        'rpi5': '',
+        'rpi-coral-usb': 'coral-usb',
     }
     profile = d.getVar('EDGEBENCH_PROFILE') or ''
     return table.get(profile, d.getVar('EDGEBENCH_DROPINS_MACHINE') or '')
@@ -100,12 +100,28 @@ do_install:append() {
             ${D}${systemd_system_unitdir}/edgebench.service.d/10-$dropin.conf
     done
 
+    # Man pages and completions generated from the CLI (packaging/docs, scripts/gen-docs.sh).
+    install -d ${D}${mandir}/man1
+    install -m 0644 ${S}/packaging/docs/man/*.1 ${D}${mandir}/man1/
+    install -D -m 0644 ${S}/packaging/docs/completions/edgebench.bash \
+        ${D}${datadir}/bash-completion/completions/edgebench
+    install -D -m 0644 ${S}/packaging/docs/completions/_edgebench \
+        ${D}${datadir}/zsh/site-functions/_edgebench
+    install -D -m 0644 ${S}/packaging/docs/completions/edgebench.fish \
+        ${D}${datadir}/fish/vendor_completions.d/edgebench.fish
+
     install -d ${D}${nonarch_libdir}/sysusers.d ${D}${nonarch_libdir}/tmpfiles.d
     install -m 0644 ${S}/systemd/edgebench.sysusers ${D}${nonarch_libdir}/sysusers.d/edgebench.conf
     install -m 0644 ${S}/systemd/edgebench.tmpfile ${D}${nonarch_libdir}/tmpfiles.d/edgebench.conf
 }
 
+# Man pages go to ${PN}-doc, bash completion to ${PN}-bash-completion (bash-completion class).
+PACKAGES =+ "${PN}-zsh-completion ${PN}-fish-completion"
+FILES:${PN}-zsh-completion += "${datadir}/zsh"
+FILES:${PN}-fish-completion += "${datadir}/fish"
 FILES:${PN} += "${systemd_system_unitdir}/edgebench.service.d \
                  ${nonarch_libdir}/sysusers.d/edgebench.conf \
                  ${nonarch_libdir}/tmpfiles.d/edgebench.conf"
+RDEPENDS:${PN}-zsh-completion += "zsh"
+RDEPENDS:${PN}-fish-completion += "fish"
 CONFFILES:${PN} = "${sysconfdir}/edgebench/edgebench.toml"
