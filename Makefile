@@ -47,5 +47,9 @@ bench-overhead: deps models build
 	.deps/venv/bin/python bench/overhead.py --edgebench $(BIN) \
 	  --library .deps/onnxruntime/lib/libonnxruntime.so --models-dir models/build --rounds 6 --seconds 10
 
+# Longer run of the command-parsing fuzz test (make test runs 4,000 cases).
+fuzz-commands:
+	EDGEBENCH_FUZZ_ITERS=$${EDGEBENCH_FUZZ_ITERS:-200000} cargo test --release --lib mqtt::fuzz -- --nocapture
+
 clean-models:
 	rm -rf models/build

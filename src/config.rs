@@ -331,6 +331,11 @@ pub struct MqttConfig {
     /// Reconnect backoff bounds, seconds.
     pub backoff_min_s: f64,
     pub backoff_max_s: f64,
+    /// Send `password_file`'s password over a connection without TLS (refused otherwise).
+    pub allow_plaintext_password: bool,
+    /// MQTT 5 session expiry, seconds: the broker keeps the subscriptions and queues
+    /// QoS 1 commands this long while the board is away (0: a clean session each time).
+    pub session_expiry_s: u32,
     pub tls: MqttTlsConfig,
 }
 
@@ -346,15 +351,20 @@ impl Default for MqttConfig {
             keepalive_s: 30,
             backoff_min_s: 0.5,
             backoff_max_s: 60.0,
+            allow_plaintext_password: false,
+            session_expiry_s: 86_400,
             tls: MqttTlsConfig::default(),
         }
     }
 }
 
-/// TLS to the broker. A CA file turns TLS on; cert and key add client authentication.
+/// TLS to the broker. `enabled` (trusting the system CA roots) or a CA file turns TLS
+/// on; cert and key add client authentication.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttTlsConfig {
+    /// TLS with the system CA roots (plus `ca_file` when set).
+    pub enabled: bool,
     pub ca_file: String,
     pub cert_file: String,
     pub key_file: String,
@@ -415,6 +425,11 @@ pub struct CommandsConfig {
     pub max_batches: usize,
     /// Largest batch size a command may ask for.
     pub max_batch: u32,
+    /// Verbs a fleet command (`<topic_prefix>/all/cmd/<verb>`) may trigger.
+    pub fleet_verbs: Vec<String>,
+    /// Topic prefixes MQTT 5 response topics must be under. Empty: any topic outside
+    /// `<topic_prefix>/`, or under this board's own `<topic_prefix>/<device id>/reply/`.
+    pub response_topic_prefixes: Vec<String>,
 }
 
 impl Default for CommandsConfig {
@@ -424,6 +439,8 @@ impl Default for CommandsConfig {
             max_payload_bytes: 16 * 1024,
             max_batches: 16,
             max_batch: 256,
+            fleet_verbs: vec!["status-get".into(), "info-get".into(), "sweep-start".into()],
+            response_topic_prefixes: Vec::new(),
         }
     }
 }
@@ -901,8 +918,20 @@ pub fn device_id_from_hostname(host: &str) -> String {
     }
 }
 
+/// `<hostname id>-<machine hash>` (at most 64 characters), or the hostname id alone.
+pub fn default_device_id(host: &str, machine: Option<&str>) -> String {
+    let mut id = device_id_from_hostname(host);
+    if let Some(h) = machine {
+        id.truncate(63 - h.len());
+        id = format!("{}-{h}", id.trim_end_matches('-'));
+    }
+    id
+}
+
 impl Config {
-    /// The effective device id (config, else hostname).
+    /// The effective device id: `device.id`, else the hostname followed by a hash of
+    /// the machine id under `telemetry.sysroot` (boards flashed from one image share
+    /// a hostname, not a machine id), else the hostname alone.
     pub fn device_id(&self) -> String {
         if !self.device.id.is_empty() {
             return self.device.id.clone();
@@ -911,7 +940,8 @@ impl Config {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default();
-        device_id_from_hostname(&host)
+        let machine = crate::mqtt::identity::machine_hash(Path::new(&self.telemetry.sysroot));
+        default_device_id(&host, machine.as_deref())
     }
 
     /// The effective store directory.
@@ -1041,5 +1071,13 @@ mod tests {
         assert!(validate_device_id("Jetson").is_err());
         assert!(validate_device_id("a/b").is_err());
         assert_eq!(device_id_from_hostname("My_Board.local"), "my-board-local");
+        assert_eq!(
+            default_device_id("My_Board.local", Some("0a1b2c3d")),
+            "my-board-local-0a1b2c3d"
+        );
+        assert_eq!(default_device_id("pi", None), "pi");
+        let long = default_device_id(&"x".repeat(100), Some("0a1b2c3d"));
+        assert!(long.len() <= 64 && long.ends_with("-0a1b2c3d"), "{long}");
+        validate_device_id(&long).unwrap();
     }
 }

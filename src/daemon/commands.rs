@@ -8,39 +8,122 @@ use super::scheduler::{Admission, Job, Origin};
 use super::{info, Daemon, Queued, MAX_COMMAND_CONFIGS};
 use crate::bench::plan;
 use crate::bench::result::now_ms;
+use crate::config::SweepConfig;
 use crate::mqtt::link::{Outbound, ToLink};
 use crate::mqtt::messages::{self, Code, Command, Reply, SweepArgs};
 
+/// How a command arrived (MQTT properties and flags that change its handling).
+#[derive(Debug, Default)]
+pub(super) struct Delivery {
+    pub response_topic: Option<String>,
+    pub correlation: Option<Bytes>,
+    /// On the fleet topic (`[commands] fleet_verbs` applies).
+    pub fleet: bool,
+    /// Published with the retain flag: never acted on.
+    pub retained: bool,
+    /// MQTT 5 message expiry left, seconds: also bounds the wait in the sweep queue.
+    pub message_expiry_s: Option<u32>,
+}
+
+/// Configurations a `sweep-start` would plan at most: the product of its axes
+/// (lists already deduplicated; models after set expansion), computed before anything
+/// is built, saturating instead of overflowing.
+pub(super) fn planned_configs(models: usize, args: &SweepArgs, sweep: &SweepConfig) -> u64 {
+    fn n<T>(asked: &Option<Vec<T>>, default: usize) -> u64 {
+        asked.as_ref().map_or(default, Vec::len) as u64
+    }
+    let eps = if sweep.backend == "tflite" {
+        1
+    } else {
+        n(&args.eps, sweep.eps.len())
+    };
+    [
+        models as u64,
+        n(&args.batches, sweep.batches.len()),
+        eps,
+        n(&args.threads, sweep.threads.len()),
+        n(&args.precisions, sweep.precisions.len()),
+    ]
+    .into_iter()
+    .fold(1u64, u64::saturating_mul)
+}
+
 impl Daemon {
-    pub(super) async fn on_command(
-        &mut self,
-        verb: &str,
-        payload: &[u8],
-        response_topic: Option<String>,
-        correlation: Option<Bytes>,
-    ) {
-        let parsed = messages::parse(verb, payload, &self.setup.limits, now_ms());
+    pub(super) async fn on_command(&mut self, verb: &str, payload: &[u8], how: Delivery) {
+        let now = now_ms();
+        let parsed = messages::parse(verb, payload, &self.setup.limits, now);
         let rid = match &parsed {
             Ok(r) => Some(r.request_id.clone()),
             Err(r) => r.request_id.clone(),
         };
+        let response_topic = how.response_topic.filter(|t| {
+            let ok = self
+                .setup
+                .topics
+                .response_topic_allowed(t, &self.setup.cfg.commands.response_topic_prefixes);
+            if !ok {
+                log::warn!(
+                    "command {verb} ({}): response topic `{t}` is outside the allowed prefixes (commands.response_topic_prefixes); replying on {} only",
+                    rid.as_deref().unwrap_or("-"),
+                    self.setup.topics.reply()
+                );
+            }
+            ok
+        });
         if let Some(id) = &rid {
-            if !self.seen.first_time(id) {
-                log::info!("command {verb}: request_id `{id}` already answered; ignored");
+            if let Some(original) = self.replies.get(id) {
+                log::info!("command {verb}: request_id `{id}` already answered; sending the original reply again");
+                let original = Bytes::from(original.to_string());
+                self.send_payload(original, response_topic, how.correlation)
+                    .await;
                 return;
             }
         }
-        let reply = match parsed {
-            Err(r) => r,
-            Ok(req) => {
-                let rid = req.request_id.clone();
-                match req.command {
-                    Command::SweepStart(args) => self.sweep_start(&rid, args, req.expires_at).await,
-                    Command::SweepCancel { sweep_id, all } => {
-                        self.sweep_cancel(&rid, sweep_id.as_deref(), all).await
+        let reply = if how.retained {
+            Reply::new(
+                rid.as_deref(),
+                Code::Retained,
+                "ignored: the command was published with retain, which would run it again at every reconnect; publish commands without retain",
+            )
+        } else if how.fleet
+            && !self
+                .setup
+                .cfg
+                .commands
+                .fleet_verbs
+                .iter()
+                .any(|v| v == verb)
+        {
+            Reply::new(
+                rid.as_deref(),
+                Code::NotAllowed,
+                format!(
+                    "`{verb}` may not be sent to the whole fleet (commands.fleet_verbs: {}); send it to this board's own topic",
+                    self.setup.cfg.commands.fleet_verbs.join(", ")
+                ),
+            )
+        } else {
+            match parsed {
+                Err(r) => r,
+                Ok(req) => {
+                    let rid = req.request_id.clone();
+                    // The broker's own expiry (what is left of it) bounds the wait
+                    // in our queue as well.
+                    let from_broker = how
+                        .message_expiry_s
+                        .map(|s| now.saturating_add(i64::from(s) * 1000));
+                    let expires_at = match (req.expires_at, from_broker) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    match req.command {
+                        Command::SweepStart(args) => self.sweep_start(&rid, args, expires_at).await,
+                        Command::SweepCancel { sweep_id, all } => {
+                            self.sweep_cancel(&rid, sweep_id.as_deref(), all).await
+                        }
+                        Command::StatusGet => self.status_reply(&rid),
+                        Command::InfoGet => self.info_reply(&rid).await,
                     }
-                    Command::StatusGet => self.status_reply(&rid),
-                    Command::InfoGet => self.info_reply(&rid).await,
                 }
             }
         };
@@ -59,7 +142,14 @@ impl Daemon {
                 reply.message
             );
         }
-        self.send_reply(&reply, response_topic, correlation).await;
+        let payload = reply.to_json(&self.setup.device_id, now_ms());
+        if let Some(id) = &rid {
+            if let Err(e) = self.replies.insert(id, &payload) {
+                log::warn!("cannot remember request_id `{id}`: {e:#}");
+            }
+        }
+        self.send_payload(payload.into(), response_topic, how.correlation)
+            .await;
     }
 
     pub(super) async fn send_reply(
@@ -69,6 +159,17 @@ impl Daemon {
         correlation: Option<Bytes>,
     ) {
         let payload: Bytes = reply.to_json(&self.setup.device_id, now_ms()).into();
+        self.send_payload(payload, response_topic, correlation)
+            .await;
+    }
+
+    /// Publishes a reply payload on `<p>/reply`, and on the response topic if any.
+    async fn send_payload(
+        &self,
+        payload: Bytes,
+        response_topic: Option<String>,
+        correlation: Option<Bytes>,
+    ) {
         self.to_link(ToLink::Publish(Outbound::new(
             self.setup.topics.reply(),
             payload.clone(),
@@ -120,6 +221,27 @@ impl Daemon {
                     ),
                 );
             }
+        }
+        // Refuse a plan that multiplies out of bounds before building any of it.
+        let models = match &args.models {
+            Some(m) => self.setup.zoo.expand(m).map(|v| v.len()).unwrap_or(0),
+            None => self
+                .setup
+                .zoo
+                .expand(&sweep.models)
+                .map(|v| v.len())
+                .unwrap_or(0),
+        };
+        let planned = planned_configs(models, &args, sweep);
+        if planned > MAX_COMMAND_CONFIGS as u64 {
+            return Reply::new(
+                Some(rid),
+                Code::InvalidArgument,
+                format!(
+                    "{planned} configurations asked for (models x batches x providers x threads x precisions); one command may ask for at most {MAX_COMMAND_CONFIGS}"
+                ),
+            )
+            .with("configurations", planned);
         }
         let plan = match plan::build(&cfg, &self.setup.zoo, &args) {
             Ok(p) => p,
@@ -225,9 +347,22 @@ impl Daemon {
             .with("total", s.total)
             .with("queued", self.sched.queued())
             .with("uptime_s", self.started.elapsed().as_secs())
-            .with("edgebench_version", crate::VERSION);
+            .with("edgebench_version", crate::VERSION)
+            .with("remembered_request_ids", self.replies.len());
         for (k, v) in info::store_fields(&st) {
             r = r.with(k, v);
+        }
+        if let Some(l) = &self.link {
+            r = r
+                .with(
+                    "commands_busy",
+                    l.stats.commands_busy.load(Ordering::Relaxed),
+                )
+                .with(
+                    "replies_dropped",
+                    l.stats.replies_dropped.load(Ordering::Relaxed),
+                )
+                .with("dead_letters", l.dead_letters.count.load(Ordering::Relaxed));
         }
         for (k, v) in [
             ("sweep", &s.sweep),

@@ -15,7 +15,7 @@ use super::setup::Setup;
 use super::sweep::SweepEvent;
 use super::{info, service, Daemon, LINK_STOP_GRACE, SWEEP_STOP_GRACE};
 use crate::bench::result::now_ms;
-use crate::mqtt::link::{Outbound, ToLink};
+use crate::mqtt::link::{LinkHandle, LinkState, Outbound, ToLink};
 
 impl Daemon {
     pub(super) async fn run(&mut self) -> Result<()> {
@@ -41,6 +41,7 @@ impl Daemon {
                     telemetry_tick = self.telemetry_interval();
                 }
                 Some(ev) = recv_opt(&mut self.from_link) => self.on_link(ev).await,
+                Some(st) = link_state(&mut self.link) => self.on_link_state(st),
                 Some(ev) = self.sweep_rx.recv() => self.on_sweep(ev).await,
                 _ = sleep_until_opt(self.boot_at) => {
                     self.boot_at = None;
@@ -201,6 +202,18 @@ impl Daemon {
 async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     match rx {
         Some(r) => r.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The link's connection state when it changes; pending without a link.
+async fn link_state(link: &mut Option<LinkHandle>) -> Option<LinkState> {
+    match link {
+        Some(l) => {
+            l.state.changed().await.ok()?;
+            let st = l.state.borrow_and_update().clone();
+            Some(st)
+        }
         None => std::future::pending().await,
     }
 }

@@ -19,6 +19,7 @@ mod event_loop;
 mod jobs;
 mod publish;
 mod recovery;
+mod replies;
 mod setup;
 
 use std::path::PathBuf;
@@ -36,7 +37,8 @@ use crate::mqtt::messages::SweepState;
 use crate::store::{Limits, Store};
 use crate::telemetry::Telemetry;
 use recovery::recover;
-use scheduler::{RecentIds, Scheduler};
+use replies::Replies;
+use scheduler::Scheduler;
 use service::Notifier;
 use setup::Setup;
 use sweep::{SweepEvent, SweepThread};
@@ -115,7 +117,8 @@ struct Daemon {
     from_link: Option<mpsc::Receiver<FromLink>>,
     connected: bool,
     sched: Scheduler<Queued>,
-    seen: RecentIds,
+    /// Answered request ids with their replies (persisted).
+    replies: Replies,
     active: Option<Active>,
     state: SweepState,
     sweep_tx: mpsc::UnboundedSender<SweepEvent>,
@@ -174,7 +177,7 @@ impl Daemon {
             from_link: None,
             connected: false,
             sched: Scheduler::new(depth),
-            seen: RecentIds::new(RECENT_IDS),
+            replies: Replies::open(&setup.store_dir, RECENT_IDS),
             active: None,
             state: recovered.unwrap_or_else(SweepState::idle),
             sweep_tx,

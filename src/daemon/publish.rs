@@ -5,7 +5,7 @@ use rumqttc::v5::mqttbytes::QoS;
 
 use super::{info, Daemon};
 use crate::bench::result::now_ms;
-use crate::mqtt::link::{self, FromLink, Outbound, ToLink};
+use crate::mqtt::link::{self, FromLink, LinkState, Outbound, ToLink};
 
 impl Daemon {
     pub(super) fn start_link(&mut self) {
@@ -120,26 +120,35 @@ impl Daemon {
         }
     }
 
-    pub(super) async fn on_link(&mut self, ev: FromLink) {
-        match ev {
-            FromLink::Connected => {
-                self.connected = true;
-                self.notifier.status(&self.status_text());
-            }
-            FromLink::Disconnected(why) => {
-                self.connected = false;
-                log::warn!("mqtt: disconnected: {why}");
-                self.notifier.status(&self.status_text());
-            }
-            FromLink::Command {
-                verb,
-                payload,
-                response_topic,
-                correlation,
-            } => {
-                self.on_command(&verb, &payload, response_topic, correlation)
-                    .await
-            }
+    /// Connection notices (a `watch` from the link, never lost behind commands).
+    pub(super) fn on_link_state(&mut self, st: LinkState) {
+        if st.connected == self.connected {
+            return;
         }
+        self.connected = st.connected;
+        if !st.connected {
+            log::warn!("mqtt: disconnected: {}", st.why);
+        }
+        self.notifier.status(&self.status_text());
+    }
+
+    pub(super) async fn on_link(&mut self, ev: FromLink) {
+        let FromLink::Command {
+            verb,
+            payload,
+            response_topic,
+            correlation,
+            fleet,
+            retained,
+            message_expiry_s,
+        } = ev;
+        let origin = super::commands::Delivery {
+            response_topic,
+            correlation,
+            fleet,
+            retained,
+            message_expiry_s,
+        };
+        self.on_command(&verb, &payload, origin).await
     }
 }

@@ -9,6 +9,7 @@ use super::scheduler::Timetable;
 use crate::bench::plan::{self, SweepRequest};
 use crate::config::{self, Config};
 use crate::models::Zoo;
+use crate::mqtt::identity;
 use crate::mqtt::link::{self, LinkSettings};
 use crate::mqtt::messages::Limits;
 use crate::mqtt::topics::Topics;
@@ -69,7 +70,13 @@ impl Setup {
         let link = if cfg.mqtt.host.is_empty() {
             None
         } else {
-            Some(LinkSettings::from_config(&cfg.mqtt, &device_id, &topics)?)
+            let machine = identity::machine_hash(Path::new(&cfg.telemetry.sysroot));
+            Some(LinkSettings::from_config(
+                &cfg.mqtt,
+                &device_id,
+                &topics,
+                machine.as_deref(),
+            )?)
         };
         if cfg.commands.max_payload_bytes as u64 >= link::MAX_INCOMING_PACKET as u64 {
             bail!(

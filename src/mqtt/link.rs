@@ -18,25 +18,33 @@
 //! store is the replay queue, drained again from the cursor after the next
 //! `ConnAck` (at least once; consumers de-duplicate on `run_id`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PublishProperties};
+use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectProperties, Filter, LastWill, Packet, PubAckReason, PublishProperties, RetainForwardRule,
+};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
-use rumqttc::{Outgoing, Transport};
-use tokio::sync::{mpsc, oneshot, Notify};
+use rumqttc::v5::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Request, StateError,
+};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
+use super::deadletter::{self, DeadLetters};
+use super::identity;
+use super::messages::{self, Code, Reply};
 use super::topics::Topics;
 use crate::bench::result::now_ms;
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, MqttTlsConfig};
 use crate::store::Store;
 
 /// Results published but not yet acknowledged, at most (below mosquitto's default
@@ -44,6 +52,11 @@ use crate::store::Store;
 const WINDOW: usize = 16;
 /// Requests rumqttc may hold in its channel.
 const REQUEST_CAPACITY: usize = 64;
+/// Commands waiting for the daemon; more are answered `busy` by the link.
+const COMMAND_CAPACITY: usize = 64;
+/// An error PUBACK that cannot be pinned to one record counts against every record
+/// in flight; a record with this many goes to the dead-letter file.
+const MAX_STRIKES: u32 = 3;
 /// Largest packet the broker may send us (commands are refused above
 /// `commands.max_payload_bytes` with a reply; this only has to be larger).
 pub const MAX_INCOMING_PACKET: u32 = 256 * 1024;
@@ -56,6 +69,8 @@ pub struct LinkSettings {
     pub backoff_max: Duration,
     /// `host:port`, for messages.
     pub address: String,
+    /// For the replies the link writes itself (`busy`, refused publishes).
+    pub device_id: String,
 }
 
 impl std::fmt::Debug for LinkSettings {
@@ -67,21 +82,33 @@ impl std::fmt::Debug for LinkSettings {
 }
 
 impl LinkSettings {
-    /// Builds the rumqttc options from `[mqtt]`: Last Will `offline` (retained),
-    /// credentials (password from `password_file`), TLS from `tls.*`, packet size.
-    /// Errors name the key and the file.
-    pub fn from_config(m: &MqttConfig, device_id: &str, topics: &Topics) -> Result<LinkSettings> {
+    /// Builds the rumqttc options from `[mqtt]`: client id from the device id and
+    /// the machine hash, a persistent session (`session_expiry_s`), Last Will
+    /// `offline` (retained), credentials (password from `password_file`, refused over
+    /// plain text unless allowed), TLS from `tls.*`, packet size. Errors name the key
+    /// and the file.
+    pub fn from_config(
+        m: &MqttConfig,
+        device_id: &str,
+        topics: &Topics,
+        machine: Option<&str>,
+    ) -> Result<LinkSettings> {
         if m.host.is_empty() {
             bail!("mqtt.host is empty (MQTT is off)");
         }
-        let mut o = MqttOptions::new(format!("edgebench-{device_id}"), &m.host, m.port);
+        let mut o = MqttOptions::new(identity::client_id(device_id, machine), &m.host, m.port);
         // rumqttc gives up on a connection one interval after an unanswered ping,
         // so up to two intervals after it died: pinging every half of keepalive_s
         // notices a dead (stalled, half-open) connection within keepalive_s.
         o.set_keep_alive(Duration::from_secs((m.keepalive_s / 2).clamp(5, 1800)));
-        o.set_clean_start(true);
+        // A persistent session: the broker keeps the subscriptions and queues QoS 1
+        // commands sent while the board reconnects.
+        o.set_clean_start(m.session_expiry_s == 0);
         o.set_connection_timeout(10);
-        o.set_max_packet_size(Some(MAX_INCOMING_PACKET));
+        let mut props = ConnectProperties::new();
+        props.max_packet_size = Some(MAX_INCOMING_PACKET);
+        props.session_expiry_interval = (m.session_expiry_s > 0).then_some(m.session_expiry_s);
+        o.set_connect_properties(props);
         o.set_last_will(LastWill::new(
             topics.status(),
             "offline",
@@ -89,6 +116,7 @@ impl LinkSettings {
             true,
             None,
         ));
+        let tls = tls_config(&m.tls)?;
         if !m.password_file.is_empty() && m.username.is_empty() {
             bail!("mqtt.password_file is set but mqtt.username is empty");
         }
@@ -96,39 +124,120 @@ impl LinkSettings {
             let password = if m.password_file.is_empty() {
                 String::new()
             } else {
-                read_secret(Path::new(&m.password_file)).context("mqtt.password_file")?
+                let path = Path::new(&m.password_file);
+                check_private(path).context("mqtt.password_file")?;
+                read_secret(path).context("mqtt.password_file")?
             };
+            if !password.is_empty() && tls.is_none() {
+                if !m.allow_plaintext_password {
+                    bail!(
+                        "mqtt.password_file: the password would travel in plain text to {}:{}; \
+                         turn TLS on (mqtt.tls.enabled or mqtt.tls.ca_file) or set \
+                         mqtt.allow_plaintext_password = true",
+                        m.host,
+                        m.port
+                    );
+                }
+                log::warn!(
+                    "mqtt: the password travels in plain text to {}:{} (mqtt.allow_plaintext_password = true)",
+                    m.host,
+                    m.port
+                );
+            }
             o.set_credentials(&m.username, password);
         }
-        let t = &m.tls;
-        if !t.ca_file.is_empty() {
-            let ca = std::fs::read(&t.ca_file)
-                .with_context(|| format!("mqtt.tls.ca_file: cannot read {}", t.ca_file))?;
-            let client = match (t.cert_file.is_empty(), t.key_file.is_empty()) {
-                (true, true) => None,
-                (false, false) => Some((
-                    std::fs::read(&t.cert_file).with_context(|| {
-                        format!("mqtt.tls.cert_file: cannot read {}", t.cert_file)
-                    })?,
-                    std::fs::read(&t.key_file).with_context(|| {
-                        format!("mqtt.tls.key_file: cannot read {}", t.key_file)
-                    })?,
-                )),
-                _ => bail!(
-                    "mqtt.tls.cert_file and mqtt.tls.key_file go together: set both or neither"
-                ),
-            };
-            o.set_transport(Transport::tls(ca, client, None));
-        } else if !t.cert_file.is_empty() || !t.key_file.is_empty() {
-            bail!("mqtt.tls.cert_file / key_file need mqtt.tls.ca_file (which turns TLS on)");
+        if let Some(c) = tls {
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(c),
+            )));
         }
         Ok(LinkSettings {
             options: o,
             backoff_min: Duration::from_secs_f64(m.backoff_min_s),
             backoff_max: Duration::from_secs_f64(m.backoff_max_s),
             address: format!("{}:{}", m.host, m.port),
+            device_id: device_id.to_string(),
         })
     }
+}
+
+/// The rustls configuration of `[mqtt.tls]`, or `None` when TLS is off: roots from
+/// the system (`enabled`) and/or `ca_file`, a client certificate from `cert_file` +
+/// `key_file` (the key must be private to its owner).
+fn tls_config(t: &MqttTlsConfig) -> Result<Option<ClientConfig>> {
+    if !t.enabled && t.ca_file.is_empty() {
+        if !t.cert_file.is_empty() || !t.key_file.is_empty() {
+            bail!(
+                "mqtt.tls.cert_file / key_file need TLS: set mqtt.tls.enabled or mqtt.tls.ca_file"
+            );
+        }
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    if t.enabled {
+        match rustls_native_certs::load_native_certs() {
+            Ok(certs) => {
+                let (added, _) = roots.add_parsable_certificates(certs);
+                log::debug!("mqtt.tls: {added} system CA certificates");
+            }
+            Err(e) => log::warn!("mqtt.tls.enabled: cannot read the system CA roots: {e}"),
+        }
+    }
+    if !t.ca_file.is_empty() {
+        let pem = std::fs::read(&t.ca_file)
+            .with_context(|| format!("mqtt.tls.ca_file: cannot read {}", t.ca_file))?;
+        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("mqtt.tls.ca_file: {} is not PEM", t.ca_file))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            bail!("mqtt.tls.ca_file: no CA certificate in {}", t.ca_file);
+        }
+    }
+    if roots.is_empty() {
+        bail!("mqtt.tls.enabled: no system CA certificates found (install ca-certificates or set mqtt.tls.ca_file)");
+    }
+    let builder = ClientConfig::builder().with_root_certificates(roots);
+    let config = match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+        (true, true) => builder.with_no_client_auth(),
+        (false, false) => {
+            let pem = std::fs::read(&t.cert_file)
+                .with_context(|| format!("mqtt.tls.cert_file: cannot read {}", t.cert_file))?;
+            let chain = rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("mqtt.tls.cert_file: {} is not PEM", t.cert_file))?;
+            if chain.is_empty() {
+                bail!("mqtt.tls.cert_file: no certificate in {}", t.cert_file);
+            }
+            let key_path = Path::new(&t.key_file);
+            check_private(key_path).context("mqtt.tls.key_file")?;
+            let pem = std::fs::read(key_path)
+                .with_context(|| format!("mqtt.tls.key_file: cannot read {}", t.key_file))?;
+            let key = rustls_pemfile::private_key(&mut pem.as_slice())
+                .with_context(|| format!("mqtt.tls.key_file: {} is not PEM", t.key_file))?
+                .with_context(|| format!("mqtt.tls.key_file: no private key in {}", t.key_file))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .context("mqtt.tls.cert_file / key_file do not make a client certificate")?
+        }
+        _ => bail!("mqtt.tls.cert_file and mqtt.tls.key_file go together: set both or neither"),
+    };
+    Ok(Some(config))
+}
+
+/// Refuses a secret file that its group or others may read or write (like ssh).
+fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is accessible to group or others (mode {mode:03o}); `chmod 600` it",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// A password file: its content without the trailing newline.
@@ -181,19 +290,42 @@ pub enum ToLink {
     },
 }
 
-/// Events from the link.
+/// Commands from the link (a bounded channel: when it is full the link answers
+/// `busy` itself and counts; connection state travels separately, see [`LinkState`]).
 #[derive(Debug)]
 pub enum FromLink {
-    Connected,
-    Disconnected(String),
     /// A message on a command topic.
     Command {
         verb: String,
         payload: Bytes,
-        /// MQTT 5 response topic, when the sender gave a usable one.
+        /// MQTT 5 response topic, when the sender gave one without wildcards.
         response_topic: Option<String>,
         correlation: Option<Bytes>,
+        /// Arrived on the fleet topic (`<topic_prefix>/all/cmd/<verb>`).
+        fleet: bool,
+        /// Published with the retain flag (never acted on).
+        retained: bool,
+        /// MQTT 5 message expiry left when the broker delivered it, seconds.
+        message_expiry_s: Option<u32>,
     },
+}
+
+/// The connection as the link sees it (a `watch`: never dropped, the latest wins).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LinkState {
+    pub connected: bool,
+    /// Why the last connection ended (empty before the first one).
+    pub why: String,
+}
+
+/// Counters of the link, for `status-get`.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Commands answered `busy` by the link because the daemon was not keeping up.
+    pub commands_busy: AtomicU64,
+    /// Replies (and other non-retained messages) dropped because rumqttc's queue
+    /// was full; each is logged.
+    pub replies_dropped: AtomicU64,
 }
 
 /// Handle of a running link.
@@ -205,6 +337,9 @@ pub struct LinkHandle {
     tasks: Vec<tokio::task::AbortHandle>,
     /// Unix ms of the core's last loop turn (for the watchdog).
     pub heartbeat: Arc<AtomicI64>,
+    pub state: watch::Receiver<LinkState>,
+    pub stats: Arc<LinkStats>,
+    pub dead_letters: Arc<DeadLetters>,
 }
 
 /// The shutdown sequence's own steps (results, `offline`, DISCONNECT) end this
@@ -270,6 +405,16 @@ enum Polled {
     ConnAck,
     Message(rumqttc::v5::mqttbytes::v5::Publish),
     Acked(Tag),
+    /// The broker answered this publish with an error reason code.
+    Refused {
+        tag: Tag,
+        reason: String,
+    },
+    /// An error PUBACK that could not be pinned to one publish: these were in flight.
+    Suspects {
+        tags: Vec<Tag>,
+        reason: String,
+    },
     Disconnected(String),
 }
 
@@ -292,7 +437,10 @@ pub fn spawn(
         settings.address.clone(),
     ));
     let (tx, rx) = mpsc::channel(64);
-    let (up_tx, up_rx) = mpsc::channel(64);
+    let (up_tx, up_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (state_tx, state_rx) = watch::channel(LinkState::default());
+    let stats = Arc::new(LinkStats::default());
+    let dead_letters = Arc::new(DeadLetters::new(store.dir(), deadletter::MAX_BYTES));
     let heartbeat = Arc::new(AtomicI64::new(now_ms()));
     let persist = Arc::new(Notify::new());
     let persister = tokio::spawn(persist_cursor(store.clone(), persist.clone()));
@@ -302,6 +450,12 @@ pub fn spawn(
         topics,
         store,
         up: up_tx,
+        state: state_tx,
+        stats: stats.clone(),
+        dead_letters: dead_letters.clone(),
+        device_id: settings.device_id.clone(),
+        notices: Vec::new(),
+        strikes: HashMap::new(),
         retained: Vec::new(),
         ready: false,
         next_send: 0,
@@ -319,6 +473,9 @@ pub fn spawn(
             tx,
             tasks,
             heartbeat,
+            state: state_rx,
+            stats,
+            dead_letters,
         },
         up_rx,
     )
@@ -380,16 +537,37 @@ async fn poll_forever(
             }
             Ok(_) => {}
             Err(e) => {
-                {
+                let refused = {
                     // Forget rumqttc's replay queue (and anything queued meanwhile):
                     // the store replays results after the next ConnAck.
                     let mut t = lock(&tracker);
+                    let refused = match &e {
+                        ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
+                            Some(pin_refused(&mut eventloop, &mut t, *reason, &tx))
+                        }
+                        _ => None,
+                    };
                     eventloop.clean();
                     eventloop.pending.clear();
                     t.reset(false);
+                    refused
+                };
+                let why = describe(&e);
+                // rumqttc 0.24 closes the connection on an error PUBACK. A refused
+                // record is now in the dead-letter file: reconnect at once and go on.
+                // Not a broker outage either when another message was refused (a
+                // reply to a response topic the ACL denies): a short pause only.
+                if let Some(Some(tag)) = refused {
+                    log::warn!("mqtt: {address}: {why}; reconnecting");
+                    let _ = tx.send(Polled::Disconnected(why));
+                    let pause = match tag {
+                        Tag::Record { .. } => 50,
+                        _ => 1000,
+                    };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    continue;
                 }
                 let delay = backoff.next_delay();
-                let why = describe(&e);
                 log::warn!(
                     "mqtt: {address}: {why}; retrying in {:.1} s (attempt {})",
                     delay.as_secs_f64(),
@@ -398,6 +576,64 @@ async fn poll_forever(
                 let _ = tx.send(Polled::Disconnected(why));
                 tokio::time::sleep(delay).await;
             }
+        }
+    }
+}
+
+/// After an error PUBACK (rumqttc 0.24 turns it into a connection error without
+/// the packet id): finds the refused publish. rumqttc has already moved every
+/// unacknowledged publish into `pending`, and queued the successful PUBACKs read in
+/// the same batch as events; what is in flight in our tracker but in neither is the
+/// refused one. Successful PUBACKs are reported now (their records are delivered).
+/// Returns the refused tag when it could be pinned down.
+fn pin_refused(
+    eventloop: &mut EventLoop,
+    t: &mut Tracker,
+    reason: PubAckReason,
+    tx: &mpsc::UnboundedSender<Polled>,
+) -> Option<Tag> {
+    let pending: HashSet<u16> = eventloop
+        .pending
+        .iter()
+        .filter_map(|r| match r {
+            Request::Publish(p) => Some(p.pkid),
+            _ => None,
+        })
+        .collect();
+    // Keep every other event (commands read in the same batch) for after the reconnect.
+    let events = std::mem::take(&mut eventloop.state.events);
+    for ev in events {
+        match ev {
+            Event::Incoming(Packet::PubAck(a)) => {
+                if let Some(tag) = t.inflight.remove(&a.pkid) {
+                    let _ = tx.send(Polled::Acked(tag));
+                }
+            }
+            other => eventloop.state.events.push_back(other),
+        }
+    }
+    let candidates: Vec<Tag> = t
+        .inflight
+        .iter()
+        .filter(|(pkid, _)| !pending.contains(pkid))
+        .map(|(_, tag)| *tag)
+        .collect();
+    let reason = format!("{reason:?}");
+    match candidates.as_slice() {
+        [tag] => {
+            let _ = tx.send(Polled::Refused { tag: *tag, reason });
+            Some(*tag)
+        }
+        _ => {
+            log::warn!(
+                "mqtt: the broker refused a publish ({reason}) that cannot be told apart from {} others in flight",
+                candidates.len().saturating_sub(1)
+            );
+            let _ = tx.send(Polled::Suspects {
+                tags: candidates,
+                reason,
+            });
+            None
         }
     }
 }
@@ -502,6 +738,9 @@ fn describe(e: &ConnectionError) -> String {
         ConnectionError::Io(io) => format!("connection failed: {io}"),
         ConnectionError::Tls(t) => format!("TLS failed: {t} (check mqtt.tls.*)"),
         ConnectionError::Timeout(_) => "connection timed out".into(),
+        ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
+            format!("the broker refused a publish: {reason:?}")
+        }
         other => format!("connection lost: {other}"),
     }
 }
@@ -532,6 +771,14 @@ struct Core {
     topics: Topics,
     store: Arc<Store>,
     up: mpsc::Sender<FromLink>,
+    state: watch::Sender<LinkState>,
+    stats: Arc<LinkStats>,
+    dead_letters: Arc<DeadLetters>,
+    device_id: String,
+    /// Error replies about refused records, published after the next ConnAck.
+    notices: Vec<Outbound>,
+    /// Error PUBACKs that could not be pinned down, per record offset.
+    strikes: HashMap<u64, u32>,
     /// Retained messages re-published after every ConnAck (topic -> latest).
     retained: Vec<Outbound>,
     /// `online` published and subscribed in this connection.
@@ -618,10 +865,16 @@ impl Core {
                 if !matches!(self.publish(&online, Tag::Plain), Sent::Queued) {
                     return;
                 }
-                let filters = self
-                    .topics
-                    .command_filters()
-                    .map(|f| Filter::new(f, QoS::AtLeastOnce));
+                // Retained commands: the broker must not send them at subscription
+                // (retain handling 2), and live ones keep their flag (retain as
+                // published) so they can be recognised and ignored.
+                let filters = self.topics.command_filters().map(|f| Filter {
+                    path: f,
+                    qos: QoS::AtLeastOnce,
+                    nolocal: false,
+                    preserve_retain: true,
+                    retain_forward_rule: RetainForwardRule::Never,
+                });
                 if let Err(e) = self.client.try_subscribe_many(filters) {
                     log::warn!("mqtt: cannot queue the subscription: {e}");
                     return;
@@ -629,18 +882,46 @@ impl Core {
                 for r in self.retained.clone() {
                     self.publish(&r, Tag::Plain);
                 }
+                for n in std::mem::take(&mut self.notices) {
+                    self.publish(&n, Tag::Plain);
+                }
                 self.ready = true;
                 self.next_send = self.store.cursor();
                 self.outstanding = 0;
-                let _ = self.up.try_send(FromLink::Connected);
+                self.state.send_replace(LinkState {
+                    connected: true,
+                    why: String::new(),
+                });
                 self.drain();
             }
             Polled::Disconnected(why) => {
                 if self.ready {
-                    let _ = self.up.try_send(FromLink::Disconnected(why));
+                    self.state.send_replace(LinkState {
+                        connected: false,
+                        why,
+                    });
                 }
                 self.ready = false;
                 self.outstanding = 0;
+            }
+            Polled::Refused {
+                tag: Tag::Record { offset, end },
+                reason,
+            } => self.dead_letter(offset, end, &reason),
+            Polled::Refused { tag, reason } => log::error!(
+                "mqtt: the broker refused a message that is not a stored record ({tag:?}: {reason}); dropped"
+            ),
+            Polled::Suspects { tags, reason } => {
+                for t in tags {
+                    if let Tag::Record { offset, end } = t {
+                        let n = self.strikes.entry(offset).or_insert(0);
+                        *n += 1;
+                        if *n >= MAX_STRIKES {
+                            self.strikes.remove(&offset);
+                            self.dead_letter(offset, end, &reason);
+                        }
+                    }
+                }
             }
             Polled::Acked(Tag::Record { offset, end }) => {
                 self.store.ack(offset, end);
@@ -660,21 +941,110 @@ impl Core {
         let Some(verb) = self.topics.command_verb(topic) else {
             return;
         };
-        let (response_topic, correlation) = match p.properties {
+        let fleet = self.topics.is_fleet(topic);
+        let (response_topic, correlation, message_expiry_s) = match p.properties {
             Some(props) => (
                 props.response_topic.filter(|t| usable_response_topic(t)),
                 props.correlation_data,
+                props.message_expiry_interval,
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         let cmd = FromLink::Command {
             verb: verb.to_string(),
             payload: p.payload,
             response_topic,
             correlation,
+            fleet,
+            retained: p.retain,
+            message_expiry_s,
         };
-        if self.up.try_send(cmd).is_err() {
-            log::warn!("mqtt: command on {topic} dropped: the daemon is not keeping up");
+        if let Err(mpsc::error::TrySendError::Full(FromLink::Command { payload, .. })) =
+            self.up.try_send(cmd)
+        {
+            // Never silently: the sender hears `busy`, the count goes in the log and
+            // in `status-get`.
+            let n = self.stats.commands_busy.fetch_add(1, Ordering::Relaxed) + 1;
+            let rid = messages::peek_request_id(&payload);
+            if n.is_power_of_two() || n.is_multiple_of(1000) {
+                log::warn!(
+                    "mqtt: command on {topic} answered busy: the daemon is not keeping up ({n} so far)"
+                );
+            }
+            let r = Reply::new(
+                rid.as_deref(),
+                Code::Busy,
+                "too many commands at once; this one was not read (try again with a new request_id)",
+            )
+            .with("verb", verb);
+            let o = Outbound::new(
+                self.topics.reply(),
+                r.to_json(&self.device_id, now_ms()),
+                QoS::AtLeastOnce,
+                false,
+            );
+            if self.ready {
+                if let Sent::Full = self.publish(&o, Tag::Plain) {
+                    self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Puts a record the broker refused into the dead-letter file, moves the store
+    /// past it and queues an error reply (published after the reconnect).
+    fn dead_letter(&mut self, offset: u64, end: u64, reason: &str) {
+        let line = match self.store.read_from(offset, 1) {
+            Ok(v) => v.into_iter().find(|r| r.offset == offset).map(|r| r.line),
+            Err(e) => {
+                log::error!("store: cannot read the refused record at {offset}: {e:#}");
+                None
+            }
+        };
+        let Some(line) = line else { return };
+        let topic = match record_kind(&line) {
+            Some("summary") => self.topics.summary(),
+            _ => self.topics.result(),
+        };
+        let run_id = serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|v| v["run_id"].as_str().map(str::to_string));
+        if let Err(e) = self.dead_letters.add(now_ms(), &topic, reason, &line) {
+            // Without a dead-letter copy the record stays in the queue (retried).
+            log::error!("mqtt: the broker refused a record ({reason}) and {e:#}; it stays queued");
+            return;
+        }
+        self.store.ack(offset, end);
+        self.persist.notify_one();
+        let what = run_id.as_deref().unwrap_or("a record");
+        log::error!(
+            "mqtt: the broker refused {what} on {topic} ({reason}); kept in {}",
+            self.dead_letters.path().display()
+        );
+        let mut r = Reply::new(
+            None,
+            Code::PublishRefused,
+            format!(
+                "the broker refused {what} on {topic} ({reason}); kept in the dead-letter file {}",
+                deadletter::FILE
+            ),
+        )
+        .with("topic", topic)
+        .with("reason", reason)
+        .with(
+            "dead_letters",
+            self.dead_letters.count.load(Ordering::Relaxed),
+        );
+        if let Some(id) = run_id {
+            r = r.with("run_id", id);
+        }
+        if self.notices.len() < 16 {
+            self.notices.push(Outbound::new(
+                self.topics.reply(),
+                r.to_json(&self.device_id, now_ms()),
+                QoS::AtLeastOnce,
+                false,
+            ));
         }
     }
 
@@ -683,7 +1053,11 @@ impl Core {
             ToLink::Publish(o) => {
                 if self.ready {
                     if let Sent::Full = self.publish(&o, Tag::Plain) {
-                        log::warn!("mqtt: dropped a message to {}: queue full", o.topic);
+                        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                        log::warn!(
+                            "mqtt: dropped a message to {}: queue full ({n} so far)",
+                            o.topic
+                        );
                     }
                 }
             }
@@ -875,12 +1249,30 @@ mod tests {
             host: "localhost".into(),
             ..Default::default()
         };
-        assert!(LinkSettings::from_config(&m, "dev", &topics()).is_ok());
+        assert!(LinkSettings::from_config(&m, "dev", &topics(), None).is_ok());
         m.password_file = pw.display().to_string();
-        let e = LinkSettings::from_config(&m, "dev", &topics()).unwrap_err();
+        let e = LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err();
         assert!(format!("{e:#}").contains("mqtt.username"), "{e:#}");
         m.username = "u".into();
-        let s = LinkSettings::from_config(&m, "dev", &topics()).unwrap();
+        // Readable by others: refused, like ssh does.
+        let e = format!(
+            "{:#}",
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
+        );
+        assert!(
+            e.contains("mqtt.password_file") && e.contains("chmod 600"),
+            "{e}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A password without TLS: refused unless allowed.
+        let e = format!(
+            "{:#}",
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
+        );
+        assert!(e.contains("allow_plaintext_password"), "{e}");
+        m.allow_plaintext_password = true;
+        let s = LinkSettings::from_config(&m, "dev", &topics(), None).unwrap();
         assert_eq!(
             s.options.credentials(),
             Some(("u".to_string(), "s3cret".to_string()))
@@ -888,23 +1280,33 @@ mod tests {
         m.password_file = d.path().join("missing").display().to_string();
         let e = format!(
             "{:#}",
-            LinkSettings::from_config(&m, "dev", &topics()).unwrap_err()
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
         );
         assert!(
             e.contains("mqtt.password_file") && e.contains("missing"),
             "{e}"
         );
         m.password_file.clear();
+        // Client id from the device id and the machine hash; a persistent session.
+        let s = LinkSettings::from_config(&m, "dev", &topics(), Some("abcd1234")).unwrap();
+        assert_eq!(s.options.client_id(), "edgebench-dev-abcd1234");
+        assert!(!s.options.clean_start());
+        assert_eq!(
+            s.options
+                .connect_properties()
+                .and_then(|p| p.session_expiry_interval),
+            Some(86_400)
+        );
         m.tls.cert_file = "c.pem".into();
         let e = format!(
             "{:#}",
-            LinkSettings::from_config(&m, "dev", &topics()).unwrap_err()
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
         );
         assert!(e.contains("ca_file"), "{e}");
         m.tls.ca_file = d.path().join("none.pem").display().to_string();
         let e = format!(
             "{:#}",
-            LinkSettings::from_config(&m, "dev", &topics()).unwrap_err()
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
         );
         assert!(e.contains("mqtt.tls.ca_file"), "{e}");
     }

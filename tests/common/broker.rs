@@ -133,7 +133,7 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "{user}listener {port} 127.0.0.1\n{extra}persistence true\npersistence_location {dir}/\n\
+                "{user}listener {port} 127.0.0.1\n{extra}persistence true\npersistence_location {dir}/\nautosave_interval 1\n\
                  log_dest file {log}\nlog_type all\nmax_queued_messages 100000\n",
                 port = self.port,
                 extra = self.extra,
@@ -176,6 +176,15 @@ impl Broker {
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             signal(c.id(), libc::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the broker with SIGKILL: it saves nothing more (what it last saved,
+    /// every second with persistence, is what a restart finds).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
             let _ = c.wait();
         }
     }
@@ -275,8 +284,11 @@ impl Sub {
             };
             let out = ch.stdout.take().expect("piped stdout");
             *c.lock().unwrap() = Some(ch);
-            for line in BufReader::new(out).lines() {
+            // Lossy: a payload that is not UTF-8 (a hostile command) must not stop
+            // the reader.
+            for line in BufReader::new(out).split(b'\n') {
                 let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line);
                 let mut parts = line.splitn(3, ' ');
                 let retained = parts.next() == Some("1");
                 let topic = parts.next().unwrap_or_default().to_string();
