@@ -280,7 +280,18 @@ fn on_timeout_continue_goes_on_and_cancel_gives_up_on_a_stuck_configuration() {
         "{}",
         r.daemon.log()
     );
-    let running = r.state(&id, "running").unwrap();
+    // The fresh thread has started configuration 2 (and is stuck in it).
+    let running = r
+        .sub
+        .wait_for("/sweep/state", T, |m| {
+            let v = m.json();
+            v["sweep_id"] == id.as_str()
+                && v["state"] == "running"
+                && v["done"] == 2
+                && v["current"].is_string()
+        })
+        .map(|m| m.json())
+        .unwrap_or_else(|| panic!("no progress into configuration 2:\n{}", r.daemon.log()));
     assert_eq!(running["total"], 4);
     publish(
         r.broker.port,
