@@ -7,7 +7,7 @@ what=${1:-test}
 pkgs=(python3 python3-venv python3-pip)
 case "$what" in
   bench) pkgs+=(python3-torch python3-torchvision python3-onnx) ;;
-  test) pkgs+=(mosquitto mosquitto-clients openssl systemd gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user unzip) ;;
+  test) pkgs+=(mosquitto mosquitto-clients openssl systemd gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user unzip chromium fonts-dejavu-core) ;;
   *) echo "usage: install-deps.sh bench|test" >&2; exit 2 ;;
 esac
 missing=()

@@ -40,6 +40,8 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub commands: CommandsConfig,
     pub report: ReportConfig,
+    /// `--batch auto`: how the knee search grows and refines.
+    pub batch_search: crate::bench::search::BatchSearchConfig,
     pub watchdog: crate::daemon::hang::WatchdogConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
@@ -78,6 +80,10 @@ pub struct OnnxRuntimeConfig {
     /// When the requested execution provider is not in the loaded build: `false`
     /// fails the run (default), `true` runs on CPU and records `ep = "cpu"`.
     pub allow_fallback: bool,
+    /// An accelerator provider (cuda, tensorrt, xnnpack, acl...) that cannot take some
+    /// nodes: `false` fails the run (ONNX Runtime's `session.disable_cpu_ep_fallback`),
+    /// `true` lets those nodes run on the CPU and records `ort_cpu_fallback = "allowed"`.
+    pub allow_partial_fallback: bool,
     /// Intra-op spinning (busy-wait of idle pool threads).
     pub spinning: bool,
     /// Graph optimisation level: `disable`, `basic`, `extended`, `all`.
@@ -93,6 +99,7 @@ impl Default for OnnxRuntimeConfig {
         Self {
             library: String::new(),
             allow_fallback: false,
+            allow_partial_fallback: false,
             spinning: true,
             graph_optimization: "all".into(),
             inter_threads: 0,
@@ -195,10 +202,16 @@ pub struct ProtocolConfig {
     /// Stop early once the 95 % CI half-width of the median, relative to it, is
     /// below this (0: off). Only after `min_runs` and `min_s` are met.
     pub target_rel_ci: f64,
+    /// What `target_rel_ci` is about: `median` (latency median) or `mean` (mean latency,
+    /// hence throughput, by batch means).
+    pub ci_target_stat: crate::bench::stats::CiStat,
     /// Seed of input data and configuration order.
     pub seed: u64,
     /// Shuffle the order of configurations (seeded).
     pub shuffle: bool,
+    /// A model whose batch axis is fixed to B, asked for batch N != B: `sequential`
+    /// runs N / B calls per batch (`batch_mode = "sequential"`), `fail` fails the run.
+    pub fixed_batch: String,
     /// Cool-down between configurations: wait until the hottest zone is below this ...
     pub cooldown_max_temp_c: f64,
     /// ... or this many seconds have passed (0: no cool-down).
@@ -216,8 +229,10 @@ impl Default for ProtocolConfig {
             min_s: 3.0,
             max_s: 20.0,
             target_rel_ci: 0.0,
+            ci_target_stat: Default::default(),
             seed: 42,
             shuffle: false,
+            fixed_batch: "sequential".into(),
             cooldown_max_temp_c: 60.0,
             cooldown_max_s: 30.0,
             knee_fraction: 0.95,
@@ -235,8 +250,13 @@ impl ProtocolConfig {
             min_s: o.min_s.unwrap_or(self.min_s),
             max_s: o.max_s.unwrap_or(self.max_s),
             target_rel_ci: o.target_rel_ci.unwrap_or(self.target_rel_ci),
+            ci_target_stat: o.ci_target_stat.unwrap_or(self.ci_target_stat),
             seed: o.seed.unwrap_or(self.seed),
             shuffle: o.shuffle.unwrap_or(self.shuffle),
+            fixed_batch: o
+                .fixed_batch
+                .clone()
+                .unwrap_or_else(|| self.fixed_batch.clone()),
             cooldown_max_temp_c: o.cooldown_max_temp_c.unwrap_or(self.cooldown_max_temp_c),
             cooldown_max_s: o.cooldown_max_s.unwrap_or(self.cooldown_max_s),
             knee_fraction: o.knee_fraction.unwrap_or(self.knee_fraction),
@@ -259,6 +279,8 @@ impl ProtocolConfig {
         if self.min_runs == 0 {
             bail!("{at}: `min_runs` must be at least 1");
         }
+        crate::backend::types::FixedBatch::parse(&self.fixed_batch)
+            .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         if self.max_s <= 0.0 {
             bail!("{at}: `max_s` must be above 0");
         }
@@ -488,11 +510,15 @@ pub struct SweepConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shuffle: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_batch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown_max_temp_c: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown_max_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knee_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci_target_stat: Option<crate::bench::stats::CiStat>,
 }
 
 impl Default for SweepConfig {
@@ -513,9 +539,11 @@ impl Default for SweepConfig {
             target_rel_ci: None,
             seed: None,
             shuffle: None,
+            fixed_batch: None,
             cooldown_max_temp_c: None,
             cooldown_max_s: None,
             knee_fraction: None,
+            ci_target_stat: None,
         }
     }
 }
@@ -550,6 +578,7 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             commands: CommandsConfig::default(),
             report: ReportConfig::default(),
+            batch_search: Default::default(),
             watchdog: Default::default(),
             sweeps,
         }
@@ -744,6 +773,7 @@ impl Config {
     /// Cross-field checks, with the key named.
     pub fn validate(&self) -> Result<()> {
         self.protocol.validate("protocol")?;
+        self.batch_search.validate("batch_search")?;
         self.watchdog.validate()?;
         crate::store::Limits::from_config(&self.store)?;
         if !self.device.id.is_empty() {
@@ -758,7 +788,7 @@ impl Config {
         if !(0.0..1.0).contains(&self.telemetry.freq_drop_fraction) {
             bail!("telemetry.freq_drop_fraction must be in [0, 1)");
         }
-        crate::backend::edgetpu::DeviceSelector::parse(&self.tflite.edgetpu_device)
+        crate::backend::types::DeviceSelector::parse(&self.tflite.edgetpu_device)
             .map_err(anyhow::Error::msg)?;
         match self.onnxruntime.graph_optimization.as_str() {
             "disable" | "basic" | "extended" | "all" => {}

@@ -1,6 +1,6 @@
 //! edgebench command line: parsing and wiring only.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -69,11 +69,9 @@ enum Cmd {
         #[command(flatten)]
         config: ConfigArg,
     },
-    /// Print the table of a results file written by `run`.
-    Report {
-        /// JSON Lines results file.
-        file: PathBuf,
-    },
+    /// Compare result files across boards, runtimes and dates: latency, gains against a
+    /// baseline platform, knees; as a table, Markdown, CSV, JSON or HTML.
+    Report(edgebench::report::ReportArgs),
     /// Show the board, every telemetry probe found and its current readings.
     Probe {
         #[command(flatten)]
@@ -93,9 +91,9 @@ struct RunArgs {
     /// Models (names from the manifest, or @set), comma-separated.
     #[arg(long, value_delimiter = ',')]
     models: Option<Vec<String>>,
-    /// Batch sizes, comma-separated.
+    /// Batch sizes, comma-separated, or `auto`: search the knee ([batch_search]).
     #[arg(long = "batch", alias = "batches", value_delimiter = ',')]
-    batch: Option<Vec<u32>>,
+    batch: Option<Vec<plan::BatchArg>>,
     /// Execution providers (ort): cpu, cuda, tensorrt, xnnpack, openvino, acl...
     #[arg(long, value_delimiter = ',')]
     ep: Option<Vec<String>>,
@@ -191,24 +189,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             edgebench::telemetry::cli::probe_with(&args, &cfg.telemetry, &cfg.device)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Report { file } => {
-            let f = std::fs::File::open(&file)
-                .with_context(|| format!("cannot open {}", file.display()))?;
-            let mut recs = Vec::new();
-            for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
-                let line = line.with_context(|| format!("reading {}", file.display()))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                recs.push(
-                    Record::from_json(&line)
-                        .with_context(|| format!("{}:{}", file.display(), i + 1))?,
-                );
-            }
-            let (r, s) = report::split(recs);
-            print!("{}", report::table(&r, &s));
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Report(args) => Ok(report::run_cli(&args)),
     }
 }
 
@@ -275,10 +256,12 @@ impl RecordSink for ProgressBar {
 fn cmd_run(a: RunArgs) -> Result<ExitCode> {
     let cfg = load_config(&a.config)?;
     let zoo = Zoo::load(&cfg)?;
+    let (batches, batch_auto) = plan::parse_batch_arg(a.batch.as_deref())?;
     let req = SweepRequest {
         sweep: a.sweep.clone(),
         models: a.models.clone(),
-        batches: a.batch.clone(),
+        batches,
+        batch_auto,
         eps: a.ep.clone(),
         threads: a.threads.clone(),
         precisions: a.precision.clone(),
@@ -453,6 +436,7 @@ fn cmd_info(cfg: &Config, json: bool) -> Result<ExitCode> {
         info.insert("l4t".into(), l.clone().into());
     }
     info.insert("probes".into(), tele.probes_found().join(",").into());
+    info.extend(edgebench::telemetry::context::read(tele.root()).to_map());
     info.extend(edgebench::backend::ort::probe_info(cfg));
     info.extend(edgebench::backend::tflite::probe_info(cfg));
     if json {

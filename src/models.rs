@@ -38,6 +38,11 @@ pub struct ModelEntry {
     /// For a variant (e.g. `_int8`): the model it derives from.
     #[serde(default)]
     pub base: String,
+    /// Network architecture (`mobilenet_v2`, `ssdlite320_mobilenet_v3_large`...), shared
+    /// by every file of the same network whatever its runtime or name; `edgebench report`
+    /// pairs results by it. Empty: derived from the name ([`arch_from_name`]).
+    #[serde(default)]
+    pub arch: String,
     #[serde(default)]
     pub origin: String,
     #[serde(default)]
@@ -52,6 +57,15 @@ fn default_precision() -> String {
 }
 
 impl ModelEntry {
+    /// The architecture: the manifest's `arch`, else derived from the name.
+    pub fn arch(&self) -> String {
+        if self.arch.is_empty() {
+            arch_from_name(self.base_name())
+        } else {
+            self.arch.clone()
+        }
+    }
+
     /// The name users select it by (its base for variants).
     pub fn base_name(&self) -> &str {
         if self.base.is_empty() {
@@ -60,6 +74,23 @@ impl ModelEntry {
             &self.base
         }
     }
+}
+
+/// The architecture a model name stands for when no manifest says (records written
+/// before `arch` existed): the name without its variant suffixes (`_int8`, `_fp16`,
+/// `_quant`, `_edgetpu`, `_uint8`), with Coral's `mnv2` spelled `mobilenet_v2`.
+/// `mobilenet_v2_quant_edgetpu` -> `mobilenet_v2`, `deeplabv3_mnv2_quant` ->
+/// `deeplabv3_mobilenet_v2`.
+pub fn arch_from_name(name: &str) -> String {
+    const SUFFIXES: [&str; 5] = ["_edgetpu", "_quant", "_int8", "_uint8", "_fp16"];
+    let mut s = name;
+    loop {
+        match SUFFIXES.iter().find_map(|x| s.strip_suffix(x)) {
+            Some(rest) if !rest.is_empty() => s = rest,
+            _ => break,
+        }
+    }
+    s.replace("_mnv2", "_mobilenet_v2")
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,22 +248,26 @@ impl Zoo {
     }
 
     /// The entry for a model at a precision: an exact name with that precision, else
-    /// the variant whose base is `name` with that precision. `fp16` uses the fp32 file
-    /// (the runtime converts, e.g. TensorRT).
+    /// the variant whose base is `name` with that precision. `fp16`: an fp16 variant,
+    /// else the fp32 file.
     pub fn resolve(&self, name: &str, precision: &str) -> Option<&ModelEntry> {
-        let want = if precision == "fp16" {
-            "fp32"
-        } else {
-            precision
+        let find = |want: &str| {
+            self.models
+                .iter()
+                .find(|m| m.name == name && m.precision == want)
+                .or_else(|| {
+                    self.models
+                        .iter()
+                        .find(|m| m.base_name() == name && m.precision == want)
+                })
         };
-        self.models
-            .iter()
-            .find(|m| m.name == name && m.precision == want)
-            .or_else(|| {
-                self.models
-                    .iter()
-                    .find(|m| m.base_name() == name && m.precision == want)
-            })
+        // fp16: an fp16 variant when the manifest has one, else the fp32 file (which
+        // only TensorRT with fp16 allowed turns into an fp16 run; see
+        // backend::precision).
+        match precision {
+            "fp16" => find("fp16").or_else(|| find("fp32")),
+            p => find(p),
+        }
     }
 
     /// Full path of an entry's file.
@@ -381,5 +416,57 @@ input_shape = [-1, 3, 8, 8]
             sha256_file(&z.path_of(&z.models[0])).unwrap(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn arch_from_names_of_both_zoos() {
+        assert_eq!(arch_from_name("mobilenet_v2"), "mobilenet_v2");
+        assert_eq!(arch_from_name("mobilenet_v2_int8"), "mobilenet_v2");
+        assert_eq!(arch_from_name("mobilenet_v2_edgetpu"), "mobilenet_v2");
+        assert_eq!(arch_from_name("mobilenet_v2_quant_edgetpu"), "mobilenet_v2");
+        assert_eq!(
+            arch_from_name("deeplabv3_mnv2_quant"),
+            "deeplabv3_mobilenet_v2"
+        );
+        assert_eq!(arch_from_name("_int8"), "_int8");
+        let (_d, z) = zoo();
+        // No `arch` in this manifest: derived from the base name.
+        assert_eq!(z.models[1].arch(), "a");
+    }
+
+    /// Every entry of the shipped manifests names its architecture, and the Coral and
+    /// ONNX zoos agree on the names of the networks they share.
+    #[test]
+    fn shipped_manifests_carry_arch_and_pair_across_zoos() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let onnx = Zoo::load_from(root, &root.join("models/manifest.toml")).unwrap();
+        let coral = Zoo::load_from(root, &root.join("configs/coral-models.toml")).unwrap();
+        let fix = Zoo::load_from(root, &root.join("tests/fixtures/models/manifest.toml")).unwrap();
+        for m in onnx.models.iter().chain(&coral.models) {
+            assert!(!m.arch.is_empty(), "{} has no arch", m.name);
+            assert_eq!(m.arch, arch_from_name(&m.name), "{}", m.name);
+        }
+        // Fixtures name theirs too; a fixed-batch variant is the same network.
+        for m in &fix.models {
+            assert!(!m.arch.is_empty(), "{} has no arch", m.name);
+        }
+        assert_eq!(
+            fix.models
+                .iter()
+                .find(|m| m.name == "tiny_cnn_b1")
+                .unwrap()
+                .arch(),
+            "tiny_cnn"
+        );
+        let arch = |z: &Zoo, n: &str| z.models.iter().find(|m| m.name == n).unwrap().arch();
+        assert_eq!(
+            arch(&coral, "mobilenet_v2_edgetpu"),
+            arch(&onnx, "mobilenet_v2")
+        );
+        assert_eq!(
+            arch(&coral, "mobilenet_v2_quant"),
+            arch(&onnx, "mobilenet_v2_int8")
+        );
+        assert_eq!(arch(&coral, "inception_v3_edgetpu"), "inception_v3");
     }
 }

@@ -6,6 +6,8 @@
 #[path = "common/broker.rs"]
 mod broker;
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,85 +17,9 @@ use broker::{free_port, wait_until, Broker, DaemonProc, Sub};
 
 const T: Duration = Duration::from_secs(30);
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn private(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// A CA and a server certificate for 127.0.0.1.
-fn make_certs(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-    ]);
-    openssl(dir, &a);
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    openssl(dir, &a);
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-    // mosquitto reads its key as whoever it runs as.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        dir.join("server.key"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
 }
 
 fn passwd(file: &Path, user: &str, pass: &str) {
@@ -145,7 +71,7 @@ fn example_config_confines_each_board_to_its_own_topics_over_tls() {
     let work = tempfile::tempdir().unwrap();
     let certs = work.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
-    make_certs(&certs);
+    tls::make_certs(&certs);
     let pw = work.path().join("passwd");
     for u in ["board-1", "board-2", "operator"] {
         passwd(&pw, u, &format!("{u}-pass"));

@@ -5,6 +5,8 @@
 #[path = "common/broker.rs"]
 mod broker;
 mod common;
+#[path = "common/tls.rs"]
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -497,4 +499,153 @@ fn commands_sent_while_the_board_is_away_wait_in_its_session_and_expire() {
         .json_on("/result")
         .iter()
         .all(|r| r["sweep_id"] != short));
+}
+
+fn private(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn tls_with_system_roots_and_secrets_that_stay_secret() {
+    let certs = tempfile::tempdir().unwrap();
+    tls::make_certs(certs.path());
+    let other = tempfile::tempdir().unwrap();
+    tls::make_certs(other.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let tls_port = broker::free_port();
+    let broker = Broker::start_with(&format!(
+        "allow_anonymous true\nlistener {tls_port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
+        c("ca.crt"),
+        c("server.crt"),
+        c("server.key")
+    ));
+    let sub = Sub::start(broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+
+    // A password over plain TCP: refused before anything is sent.
+    private(&secret, 0o600);
+    let mqtt_user = format!(
+        "username = \"board-1\"\npassword_file = \"{}\"",
+        secret.display()
+    );
+    let add_user = |port: u16, tls: &str| -> String {
+        let p = write_config(dir.path(), "user.toml", port, tls);
+        std::fs::read_to_string(p)
+            .unwrap()
+            .replace("keepalive_s = 5", &format!("keepalive_s = 5\n{mqtt_user}"))
+    };
+    let text = add_user(broker.port, "");
+    std::fs::write(dir.path().join("user.toml"), &text).unwrap();
+    let run_refused = |name: &str| -> String {
+        let log = dir.path().join(format!("{name}.log"));
+        let mut d = DaemonProc::spawn(&dir.path().join("user.toml"), &log, &[]);
+        let mut status = None;
+        assert!(wait_until(T, || {
+            status = d.child.try_wait().ok().flatten();
+            status.is_some()
+        }));
+        assert!(!status.unwrap().success(), "{}", d.log());
+        d.log()
+    };
+    let log = run_refused("plain");
+    assert!(log.contains("allow_plaintext_password"), "{log}");
+    assert!(sub.on("/status").is_empty(), "nothing connected");
+
+    // The password file readable by others: refused (like ssh).
+    private(&secret, 0o640);
+    let text = add_user(tls_port, "[mqtt.tls]\nenabled = true\n");
+    std::fs::write(dir.path().join("user.toml"), &text).unwrap();
+    let log = run_refused("open");
+    assert!(
+        log.contains("mqtt.password_file") && log.contains("chmod 600"),
+        "{log}"
+    );
+    private(&secret, 0o600);
+
+    // TLS trusting the system roots (here the store SSL_CERT_FILE names, as
+    // OpenSSL does): connects, password and all.
+    let cfg = dir.path().join("user.toml");
+    let d = DaemonProc::spawn(
+        &cfg,
+        &dir.path().join("system.log"),
+        &[("SSL_CERT_FILE", &c("ca.crt"))],
+    );
+    assert!(
+        sub.wait_for("/status", T, |m| m.payload == "online")
+            .is_some(),
+        "TLS with system roots:\n{}\n{}",
+        d.log(),
+        broker.log()
+    );
+    drop(d);
+    // System roots without our CA: the server is not trusted.
+    let d = DaemonProc::spawn(
+        &cfg,
+        &dir.path().join("untrusted.log"),
+        &[(
+            "SSL_CERT_FILE",
+            &other.path().join("ca.crt").display().to_string(),
+        )],
+    );
+    assert!(
+        wait_until(T, || d.log().contains("TLS failed")),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn boards_from_one_image_with_one_device_id_do_not_kick_each_other_off() {
+    let broker = Broker::start();
+    let sub = Sub::start(broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemons = Vec::new();
+    for (i, id) in [
+        "0123456789abcdef0123456789abcdef",
+        "fedcba9876543210fedcba9876543210",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let root = dir.path().join(format!("root{i}"));
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/machine-id"), format!("{id}\n")).unwrap();
+        let sub_dir = dir.path().join(format!("board{i}"));
+        std::fs::create_dir_all(&sub_dir).unwrap();
+        let cfg = write_config(
+            &sub_dir,
+            "edgebench.toml",
+            broker.port,
+            &format!("[telemetry]\nsysroot = \"{}\"\n", root.display()),
+        );
+        daemons.push(DaemonProc::spawn(&cfg, &sub_dir.join("daemon.log"), &[]));
+    }
+    let connected = |log: &str| log.matches("New client connected").count();
+    assert!(
+        wait_until(T, || connected(&broker.log()) >= 2),
+        "{}",
+        broker.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let log = broker.log();
+    let ids: std::collections::BTreeSet<String> = log
+        .lines()
+        .filter(|l| l.contains("New client connected"))
+        .filter_map(|l| l.split(" as ").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter(|id| id.starts_with("edgebench-board-1-"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 2, "two client ids: {ids:?}\n{log}");
+    assert!(
+        !log.contains("already connected"),
+        "one board kicked the other off:\n{log}"
+    );
+    for d in &daemons {
+        assert!(!d.log().contains("disconnected"), "{}", d.log());
+    }
+    assert!(sub.on("/status").iter().any(|m| m.payload == "online"));
 }

@@ -20,8 +20,10 @@ use ort::session::{IoBinding, Session as OrtSession};
 use ort::value::{DynTensor, Tensor, ValueType};
 use ort::AsPointer;
 
+use super::memory::{check_fits, shape_bytes, try_collect};
 use super::{
-    resolve_shape, seeded_f32, seeded_u8, Backend, BackendError, BatchMode, Session, SessionSpec,
+    plan_batch, seeded_f32_iter, seeded_u8_iter, Backend, BackendError, BatchMode, BatchPlan,
+    Session, SessionSpec,
 };
 use crate::config::Config;
 
@@ -100,6 +102,34 @@ pub fn library_candidates(cfg: &Config) -> Vec<(String, PathBuf)> {
         c.push(("project-local copy".into(), p));
     }
     c
+}
+
+/// ONNX Runtime session option: fail session creation when a node would be assigned
+/// to the CPU provider although another provider was registered.
+pub const DISABLE_CPU_EP_FALLBACK: &str = "session.disable_cpu_ep_fallback";
+
+/// Bytes of the input (`shape`, `elem` bytes each) plus the outputs the session
+/// declares, their dynamic axes taken as `per_call` (batch) or 1: what `open` allocates
+/// for one call, checked against available memory before allocating it. Saturates.
+fn buffer_bytes(session: &OrtSession, shape: &[i64], elem: usize, per_call: u32) -> u64 {
+    let mut total = shape_bytes(shape, elem).unwrap_or(u64::MAX);
+    for o in session.outputs() {
+        let ValueType::Tensor { ty, shape: os, .. } = o.dtype() else {
+            continue;
+        };
+        let dims: Vec<i64> = os
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| match (i, d) {
+                (_, d) if d > 0 => d,
+                (0, _) => i64::from(per_call),
+                _ => 1,
+            })
+            .collect();
+        let e = ty.byte_size(1).unwrap_or(4);
+        total = total.saturating_add(shape_bytes(&dims, e).unwrap_or(u64::MAX));
+    }
+    total
 }
 
 struct Loaded {
@@ -255,7 +285,7 @@ impl OrtBackend {
     fn dispatch(
         &self,
         short: &str,
-        precision: &str,
+        spec: &SessionSpec,
     ) -> Result<Vec<ep::ExecutionProviderDispatch>, BackendError> {
         let c = &self.cfg;
         let algo = match c.cuda.cudnn_conv_algo_search.as_str() {
@@ -276,8 +306,8 @@ impl OrtBackend {
                 let cache = self.trt_cache_dir();
                 let mut trt = ep::TensorRT::default()
                     .with_device_id(c.tensorrt.device_id as i32)
-                    .with_fp16(c.tensorrt.fp16 || precision == "fp16")
-                    .with_int8(c.tensorrt.int8 || precision == "int8")
+                    .with_fp16(spec.trt_fp16)
+                    .with_int8(spec.trt_int8)
                     .with_max_workspace_size((c.tensorrt.workspace_mb * 1024 * 1024) as usize)
                     .with_engine_cache(true)
                     .with_engine_cache_path(cache.display())
@@ -388,7 +418,15 @@ impl Backend for OrtBackend {
                 )
                 .map_err(|e| fail("thread affinity", &e))?;
         }
-        let eps = self.dispatch(&ep_used, &spec.precision)?;
+        // An accelerator run whose unsupported nodes would silently run on the CPU is
+        // refused (session creation fails) unless partial fall-back is allowed.
+        let refuse_cpu_nodes = ep_used != "cpu" && !self.cfg.onnxruntime.allow_partial_fallback;
+        if refuse_cpu_nodes {
+            b = b
+                .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
+                .map_err(|e| fail("disable CPU fall-back", &e))?;
+        }
+        let eps = self.dispatch(&ep_used, spec)?;
         if !eps.is_empty() {
             if ep_used == "tensorrt" {
                 std::fs::create_dir_all(self.trt_cache_dir()).map_err(|e| {
@@ -405,15 +443,20 @@ impl Backend for OrtBackend {
             })?;
         }
         let mut session = b.commit_from_file(&spec.model_path).map_err(|e| {
+            let hint = if refuse_cpu_nodes {
+                format!(
+                    " (CPU fall-back of nodes `{ep_used}` cannot run is refused;                      [onnxruntime] allow_partial_fallback = true permits and records it)"
+                )
+            } else {
+                String::new()
+            };
             fail(
-                &format!("cannot load model {}", spec.model_path.display()),
+                &format!("cannot load model {}{hint}", spec.model_path.display()),
                 &e,
             )
         })?;
 
-        // Input, generated once from the seed.
-        let shape = resolve_shape(&spec.input_shape, spec.batch)?;
-        let len: usize = shape.iter().product::<i64>() as usize;
+        // Input, generated once from the seed, with the shape the session reports.
         let input_name = if spec.input_name.is_empty() {
             session
                 .inputs()
@@ -423,19 +466,67 @@ impl Backend for OrtBackend {
         } else {
             spec.input_name.clone()
         };
+        let model_shape: Vec<i64> = session
+            .inputs()
+            .iter()
+            .find(|i| i.name() == input_name)
+            .ok_or_else(|| {
+                BackendError::Failed(format!(
+                    "model {} has no input `{input_name}` (inputs: {})",
+                    spec.model_path.display(),
+                    session
+                        .inputs()
+                        .iter()
+                        .map(|i| i.name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let what = format!(
+            "model {} input `{input_name}` batch {}",
+            spec.model_path.display(),
+            spec.batch
+        );
+        let plan = plan_batch(
+            &model_shape,
+            &spec.input_shape,
+            spec.batch,
+            spec.fixed_batch,
+            &what,
+        )?;
+        let shape = plan.shape.clone();
+        let elem = match spec.input_dtype.as_str() {
+            "uint8" => 1,
+            _ => 4,
+        };
+        if let Some(root) = &spec.mem_root {
+            let needed = buffer_bytes(&session, &shape, elem, plan.per_call);
+            check_fits(root, needed, &what)?;
+        }
+        let len = usize::try_from(
+            shape_bytes(&shape, 1)
+                .ok_or_else(|| BackendError::Failed(format!("{what}: input size overflows")))?,
+        )
+        .map_err(|_| BackendError::Failed(format!("{what}: input too large")))?;
         let mut binding = session
             .create_binding()
             .map_err(|e| fail("IoBinding", &e))?;
         match spec.input_dtype.as_str() {
             "float32" | "" => {
-                let t = Tensor::from_array((shape.clone(), seeded_f32(len, spec.seed)))
+                let data = try_collect(len, seeded_f32_iter(spec.seed), "input")?;
+                let t = Tensor::from_array((shape.clone(), data))
                     .map_err(|e| fail("input tensor", &e))?;
                 binding
                     .bind_input(&input_name, &t)
                     .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
             }
             "uint8" => {
-                let t = Tensor::from_array((shape.clone(), seeded_u8(len, spec.seed)))
+                let data = try_collect(len, seeded_u8_iter(spec.seed), "input")?;
+                let t = Tensor::from_array((shape.clone(), data))
                     .map_err(|e| fail("input tensor", &e))?;
                 binding
                     .bind_input(&input_name, &t)
@@ -471,9 +562,16 @@ impl Backend for OrtBackend {
         let mut shapes = Vec::new();
         let first = std::time::Instant::now();
         {
-            let outs = session
+            let mut outs = session
                 .run_binding(&binding)
                 .map_err(|e| fail("first inference", &e))?;
+            // The first batch makes all its calls, as a timed one does.
+            for _ in 1..plan.calls {
+                drop(outs);
+                outs = session
+                    .run_binding(&binding)
+                    .map_err(|e| fail("first inference", &e))?;
+            }
             first_ms = first.elapsed().as_secs_f64() * 1e3;
             for name in &output_names {
                 let v = outs
@@ -528,14 +626,8 @@ impl Backend for OrtBackend {
                 ));
             }
             "tensorrt" => {
-                options.push((
-                    "trt_fp16".into(),
-                    serde_json::json!(c.tensorrt.fp16 || spec.precision == "fp16"),
-                ));
-                options.push((
-                    "trt_int8".into(),
-                    serde_json::json!(c.tensorrt.int8 || spec.precision == "int8"),
-                ));
+                options.push(("trt_fp16".into(), serde_json::json!(spec.trt_fp16)));
+                options.push(("trt_int8".into(), serde_json::json!(spec.trt_int8)));
                 options.push((
                     "trt_engine_cache".into(),
                     serde_json::json!(self.trt_cache_dir().display().to_string()),
@@ -548,12 +640,22 @@ impl Backend for OrtBackend {
             "acl" => options.push(("acl_fast_math".into(), serde_json::json!(c.acl.fast_math))),
             _ => {}
         }
+        if ep_used != "cpu" {
+            options.push((
+                "ort_cpu_fallback".into(),
+                serde_json::json!(if refuse_cpu_nodes {
+                    "refused"
+                } else {
+                    "allowed"
+                }),
+            ));
+        }
         Ok(Box::new(OrtRun {
             session,
             binding,
             ep_used,
             fallback_reason,
-            shape,
+            plan,
             first_ms,
             options,
         }))
@@ -565,7 +667,7 @@ struct OrtRun {
     binding: IoBinding,
     ep_used: String,
     fallback_reason: Option<String>,
-    shape: Vec<i64>,
+    plan: BatchPlan,
     first_ms: f64,
     /// Session and provider options, recorded flat in the result.
     options: Vec<(String, serde_json::Value)>,
@@ -573,13 +675,16 @@ struct OrtRun {
 
 impl Session for OrtRun {
     fn batch_mode(&self) -> BatchMode {
-        BatchMode::Native
+        self.plan.mode
+    }
+    fn batch_per_call(&self) -> u32 {
+        self.plan.per_call
     }
     fn ep_used(&self) -> String {
         self.ep_used.clone()
     }
     fn input_shape(&self) -> Vec<i64> {
-        self.shape.clone()
+        self.plan.shape.clone()
     }
     fn first_run_ms(&self) -> Option<f64> {
         Some(self.first_ms)
@@ -598,22 +703,24 @@ impl Session for OrtRun {
     #[inline]
     fn run(&mut self) -> Result<(), BackendError> {
         let api = ort::api();
-        // SAFETY: session and binding are alive and were created together; the bound
-        // input and outputs are owned by the binding. No allocation happens here.
-        let status = unsafe {
-            (api.RunWithBinding)(
-                self.session.ptr().cast_mut(),
-                std::ptr::null(),
-                self.binding.ptr(),
-            )
-        };
-        if status.0.is_null() {
-            Ok(())
-        } else {
-            Err(BackendError::Failed(
-                check_status(status).err().unwrap_or_default(),
-            ))
+        for _ in 0..self.plan.calls {
+            // SAFETY: session and binding are alive and were created together; the
+            // bound input and outputs are owned by the binding. No allocation happens
+            // here.
+            let status = unsafe {
+                (api.RunWithBinding)(
+                    self.session.ptr().cast_mut(),
+                    std::ptr::null(),
+                    self.binding.ptr(),
+                )
+            };
+            if !status.0.is_null() {
+                return Err(BackendError::Failed(
+                    check_status(status).err().unwrap_or_default(),
+                ));
+            }
         }
+        Ok(())
     }
 }
 
@@ -628,6 +735,36 @@ mod tests {
             assert_eq!(short_name(id), *s);
         }
         assert_eq!(short_name("FooExecutionProvider"), "foo");
+    }
+
+    /// The key is one ONNX Runtime knows: with only the CPU provider and fall-back to it
+    /// disabled, session creation fails (a misspelt key would be silently ignored).
+    #[test]
+    fn disable_cpu_ep_fallback_is_honoured_by_onnxruntime() {
+        let mut cfg = Config::default();
+        cfg.onnxruntime.library = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.deps/onnxruntime/lib/libonnxruntime.so"
+        )
+        .into();
+        let b = OrtBackend::load(&cfg).expect("ONNX Runtime from make deps");
+        let model = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/models/tiny_cnn.onnx"
+        );
+        let e = OrtSession::builder(&b.loaded.env)
+            .unwrap()
+            .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
+            .unwrap()
+            .commit_from_file(model)
+            .err()
+            .expect("a CPU-only session with CPU fall-back disabled must fail")
+            .to_string();
+        assert!(e.to_lowercase().contains("fallback"), "{e}");
+        OrtSession::builder(&b.loaded.env)
+            .unwrap()
+            .commit_from_file(model)
+            .expect("without the key the same session opens");
     }
 
     #[test]

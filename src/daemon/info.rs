@@ -61,6 +61,12 @@ pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String
     backends.sort_unstable();
     backends.dedup();
     m.insert("backends".into(), backends.join(",").into());
+    // Power mode, clocks, library versions... read from the board's files under the
+    // configured root (the same keys as in every result).
+    m.extend(
+        crate::telemetry::context::read(&crate::telemetry::SysRoot::new(&cfg.telemetry.sysroot))
+            .to_map(),
+    );
     m
 }
 

@@ -54,6 +54,8 @@ const WINDOW: usize = 16;
 const REQUEST_CAPACITY: usize = 64;
 /// Commands waiting for the daemon; more are answered `busy` by the link.
 const COMMAND_CAPACITY: usize = 64;
+/// Replies held while rumqttc's queue is full; more are dropped (counted).
+const HELD_MAX: usize = 4096;
 /// An error PUBACK that cannot be pinned to one record counts against every record
 /// in flight; a record with this many goes to the dead-letter file.
 const MAX_STRIKES: u32 = 3;
@@ -461,6 +463,7 @@ pub fn spawn(
         next_send: 0,
         outstanding: 0,
         blocked: false,
+        held: VecDeque::new(),
         persist,
         heartbeat: heartbeat.clone(),
     };
@@ -549,6 +552,11 @@ async fn poll_forever(
                     };
                     eventloop.clean();
                     eventloop.pending.clear();
+                    // rumqttc 0.24's clean() keeps a publish that collided on a packet id
+                    // (the broker stalled with every id in flight); left there it fails
+                    // each new connection after two pings with CollisionTimeout. The
+                    // store sends that record again after the ConnAck.
+                    eventloop.state.collision = None;
                     t.reset(false);
                     refused
                 };
@@ -789,6 +797,8 @@ struct Core {
     outstanding: usize,
     /// A drain stopped because rumqttc's channel was full; retry soon.
     blocked: bool,
+    /// Replies waiting for room in rumqttc's queue (at most [`HELD_MAX`]).
+    held: VecDeque<Outbound>,
     persist: Arc<Notify>,
     heartbeat: Arc<AtomicI64>,
 }
@@ -819,6 +829,9 @@ impl Core {
                         return;
                     }
                 },
+                _ = tokio::time::sleep(Duration::from_millis(20)), if !self.held.is_empty() => {
+                    self.flush_held();
+                }
                 _ = tokio::time::sleep(Duration::from_millis(200)), if self.blocked => {
                     self.blocked = false;
                     self.drain();
@@ -895,6 +908,7 @@ impl Core {
                 self.drain();
             }
             Polled::Disconnected(why) => {
+                self.drop_held();
                 if self.ready {
                     self.state.send_replace(LinkState {
                         connected: false,
@@ -923,14 +937,21 @@ impl Core {
                     }
                 }
             }
-            Polled::Acked(Tag::Record { offset, end }) => {
-                self.store.ack(offset, end);
-                self.persist.notify_one();
-                self.outstanding = self.outstanding.saturating_sub(1);
-                self.drain();
+            Polled::Acked(tag) if !self.held.is_empty() => {
+                self.flush_held();
+                self.on_acked(tag);
             }
-            Polled::Acked(_) => {}
+            Polled::Acked(tag) => self.on_acked(tag),
             Polled::Message(p) => self.on_message(p),
+        }
+    }
+
+    fn on_acked(&mut self, tag: Tag) {
+        if let Tag::Record { offset, end } = tag {
+            self.store.ack(offset, end);
+            self.persist.notify_one();
+            self.outstanding = self.outstanding.saturating_sub(1);
+            self.drain();
         }
     }
 
@@ -984,10 +1005,57 @@ impl Core {
                 false,
             );
             if self.ready {
-                if let Sent::Full = self.publish(&o, Tag::Plain) {
-                    self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed);
+                self.publish_or_hold(o);
+            }
+        }
+    }
+
+    /// Publishes a non-retained message (a reply), or holds it while rumqttc's
+    /// queue is full; beyond [`HELD_MAX`] it is dropped, counted and logged.
+    fn publish_or_hold(&mut self, o: Outbound) {
+        if self.held.is_empty() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued | Sent::NotConnected => return,
+                Sent::Full => {}
+            }
+        }
+        if self.held.len() < HELD_MAX {
+            self.held.push_back(o);
+            return;
+        }
+        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() || n.is_multiple_of(1000) {
+            log::warn!(
+                "mqtt: dropped a message to {}: {HELD_MAX} already wait for the broker ({n} dropped so far)",
+                o.topic
+            );
+        }
+    }
+
+    /// Publishes held messages while rumqttc takes them.
+    fn flush_held(&mut self) {
+        while let Some(o) = self.held.pop_front() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued => {}
+                Sent::Full => {
+                    self.held.push_front(o);
+                    return;
+                }
+                Sent::NotConnected => {
+                    self.drop_held();
+                    return;
                 }
             }
+        }
+    }
+
+    /// The connection went: held replies are not sent later (counted).
+    fn drop_held(&mut self) {
+        let n = self.held.len() as u64;
+        if n > 0 {
+            self.held.clear();
+            let total = self.stats.replies_dropped.fetch_add(n, Ordering::Relaxed) + n;
+            log::warn!("mqtt: {n} replies dropped with the connection ({total} so far)");
         }
     }
 
@@ -1052,13 +1120,7 @@ impl Core {
         match m {
             ToLink::Publish(o) => {
                 if self.ready {
-                    if let Sent::Full = self.publish(&o, Tag::Plain) {
-                        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                        log::warn!(
-                            "mqtt: dropped a message to {}: queue full ({n} so far)",
-                            o.topic
-                        );
-                    }
+                    self.publish_or_hold(o);
                 }
             }
             ToLink::Retained(o) => {

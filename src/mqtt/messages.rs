@@ -309,6 +309,7 @@ pub fn parse(verb: &str, payload: &[u8], limits: &Limits, now_ms: i64) -> Result
                 })?,
                 backend: None,
                 delegate: None,
+                batch_auto: false,
             };
             Command::SweepStart(args)
         }

@@ -1,219 +1,262 @@
-//! Reports over result records: the terminal table and the knee lines.
+//! `edgebench report` (DESIGN.md section 15): result files from any boards, runtimes
+//! and dates read into platforms, aggregated runs, gains against a baseline with
+//! intervals, and knees; written as a terminal table, Markdown, CSV, JSON or one
+//! self-contained HTML file. Also the sweep table `edgebench run` prints.
+//!
+//! IO sits here and in [`load`]; [`platform`] and [`compare`] are pure; one exporter
+//! per format ([`export`], [`html`]).
 
-use std::fmt::Write;
+pub mod compare;
+pub mod export;
+pub mod html;
+pub mod load;
+pub mod platform;
+pub mod plot;
+mod sweep;
 
-use crate::bench::result::{Record, ResultRecord, SummaryRecord};
-use crate::bench::runner::warning_text;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-fn fmt_opt(v: Option<f64>, prec: usize) -> String {
-    v.map(|x| format!("{x:.prec$}"))
-        .unwrap_or_else(|| "-".into())
+use serde::Serialize;
+
+pub use sweep::{split, table};
+
+use compare::{GainRow, KneeRow, Row, Unpaired};
+use load::{Cond, Loaded};
+use platform::{Platform, Selector};
+
+/// Why a report could not be made; each kind has its exit code (README "Comparing
+/// boards").
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file could not be opened, read or written (exit 1).
+    #[error("{0}")]
+    Io(String),
+    /// A file's content is not usable: not a record, empty, other schema (exit 4).
+    #[error("{0}")]
+    BadInput(String),
+    /// The selection is empty: a baseline matching nothing or several platforms, or
+    /// `--where` leaving no result (exit 5).
+    #[error("{0}")]
+    Selection(String),
 }
 
-/// The results table, with knee lines and warnings below it.
-pub fn table(results: &[ResultRecord], summaries: &[SummaryRecord]) -> String {
-    let headers = [
-        "model",
-        "prec",
-        "backend/ep",
-        "batch",
-        "status",
-        "p50 ms",
-        "p99 ms",
-        "ms/sample",
-        "samples/s",
-        "cv %",
-        "runs",
-        "stop",
-        "temp max",
-        "flags",
-    ];
-    let rows: Vec<Vec<String>> = results
-        .iter()
-        .map(|r| {
-            vec![
-                r.model.clone(),
-                r.precision.clone(),
-                format!("{}/{}", r.backend, r.ep),
-                r.batch.to_string(),
-                r.status.clone(),
-                fmt_opt(r.latency_ms_p50, 3),
-                fmt_opt(r.latency_ms_p99, 3),
-                fmt_opt(r.latency_ms_per_sample_p50, 3),
-                fmt_opt(r.throughput_ips, 1),
-                fmt_opt(r.cv.map(|c| c * 100.0), 1),
-                r.iterations
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                r.stop_reason.clone().unwrap_or_else(|| "-".into()),
-                fmt_opt(r.temp_c_max, 1),
-                r.warnings.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
+impl ReportError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReportError::Io(_) => 1,
+            ReportError::BadInput(_) => 4,
+            ReportError::Selection(_) => 5,
         }
     }
-    // Text columns left-aligned, numbers right-aligned.
-    let left = [
-        true, true, true, false, true, false, false, false, false, false, false, true, false, true,
-    ];
-    let mut out = String::new();
-    let line = |cells: &[String], out: &mut String| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            let pad = widths[i].saturating_sub(c.chars().count());
-            if i > 0 {
-                l.push_str("  ");
-            }
-            if left[i] {
-                l.push_str(c);
-                l.push_str(&" ".repeat(pad));
-            } else {
-                l.push_str(&" ".repeat(pad));
-                l.push_str(c);
-            }
-        }
-        let _ = writeln!(out, "{}", l.trim_end());
-    };
-    line(
-        &headers.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-        &mut out,
-    );
-    line(
-        &widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>(),
-        &mut out,
-    );
-    for row in &rows {
-        line(row, &mut out);
-    }
+}
 
-    if !summaries.is_empty() {
-        out.push('\n');
-        for s in summaries {
-            let who = format!(
-                "{} {} {}/{} threads={}",
-                s.model, s.precision, s.backend, s.ep, s.threads
-            );
-            match (s.knee_batch, s.peak_batch, s.peak_throughput_ips) {
-                (Some(k), Some(pb), Some(pt)) => {
-                    let _ = writeln!(
-                        out,
-                        "knee  {who}: batch {k} reaches {:.0} % of the peak {pt:.1} samples/s (peak at batch {pb})",
-                        s.knee_fraction * 100.0
-                    );
-                }
-                _ => {
-                    let _ = writeln!(out, "knee  {who}: none (no successful configuration)");
-                }
-            }
-            if !s.gains.is_empty() {
-                let g: Vec<String> = s
-                    .gains
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for the terminal.
+    Table,
+    /// Markdown tables (render on any forge).
+    Md,
+    /// One row per aggregated configuration, with its gain.
+    Csv,
+    /// The whole report as one JSON document.
+    Json,
+    /// One self-contained HTML file with inline SVG figures.
+    Html,
+}
+
+/// Arguments of `edgebench report`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// JSON Lines result files (from `edgebench run`, the daemon or MQTT), any boards.
+    #[arg(required = true, value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// The platform gains are measured against, e.g. `board=raspberrypi5,ep=cpu`
+    /// (keys: board, backend, ep/provider/delegate, threads, runtime). Default: the
+    /// slowest platform.
+    #[arg(long, value_name = "SELECTOR")]
+    pub baseline: Option<Selector>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Keep only results with KEY=VALUE (repeatable; all must hold). Keys: board,
+    /// backend, ep, precision, model, arch, batch, batch_mode, threads, device_id,
+    /// runtime_version, status, sweep_id, task.
+    #[arg(long = "where", value_name = "KEY=VALUE")]
+    pub conds: Vec<Cond>,
+    /// Fraction of the peak throughput that defines the knee.
+    #[arg(long, default_value_t = 0.95)]
+    pub knee_fraction: f64,
+}
+
+/// One run's telemetry, for the per-run figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunTelemetry {
+    pub platform: usize,
+    pub arch: String,
+    pub ts: i64,
+    pub batch: u32,
+    pub temp_c_max: f64,
+    pub power_w_mean: f64,
+}
+
+/// Everything a report shows; exporters only format it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub files: Vec<String>,
+    /// Result records read, and kept after `--where`.
+    pub results_read: usize,
+    pub results_used: usize,
+    pub notes: Vec<String>,
+    pub knee_fraction: f64,
+    pub platforms: Vec<Platform>,
+    #[serde(skip)]
+    pub baseline_index: usize,
+    /// The baseline's label and how it was chosen.
+    pub baseline: String,
+    pub baseline_reason: String,
+    /// How gain intervals are computed.
+    pub gain_method: &'static str,
+    pub rows: Vec<Row>,
+    pub gains: Vec<GainRow>,
+    pub knees: Vec<KneeRow>,
+    pub unpaired: Vec<Unpaired>,
+    #[serde(skip)]
+    pub runs: Vec<RunTelemetry>,
+}
+
+/// How gain intervals are computed (printed with every report).
+pub const GAIN_METHOD: &str = "gain = baseline p50 / platform p50 at the same arch, precision and batch; interval = [baseline low / platform high, baseline high / platform low] from the 95 % intervals of the medians (conservative interval arithmetic); an interval containing 1 is marked \"no measurable difference\"";
+
+/// Most telemetry points kept per platform and arch for the per-run figures.
+const RUNS_PER_SERIES: usize = 400;
+
+/// Builds the report from loaded points.
+pub fn build(
+    loaded: &Loaded,
+    files: &[PathBuf],
+    baseline: Option<&Selector>,
+    knee_fraction: f64,
+) -> Result<Report, ReportError> {
+    if loaded.points.is_empty() {
+        return Err(ReportError::Selection(if loaded.results_read == 0 {
+            "no result records in the input".to_string()
+        } else {
+            format!(
+                "--where left none of the {} result records",
+                loaded.results_read
+            )
+        }));
+    }
+    let plats = platform::platforms(&loaded.points, &loaded.names);
+    let labels: Vec<String> = plats.list.iter().map(|p| p.label.clone()).collect();
+    let rows = compare::aggregate(&loaded.points, &plats.of_point, &loaded.names, &labels);
+    let (baseline_index, baseline_reason) = match baseline {
+        Some(sel) => (
+            sel.pick(&plats.list)?,
+            format!(
+                "selected with --baseline {}",
+                sel.0
                     .iter()
-                    .map(|(k, v)| format!("{}={v:.2}x", k.trim_start_matches("gain_")))
-                    .collect();
-                let _ = writeln!(
-                    out,
-                    "gain  {who} vs {}: {}",
-                    s.baseline.clone().unwrap_or_default(),
-                    g.join(" ")
-                );
-            }
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+        None => (
+            compare::slowest_platform(&rows, plats.list.len()),
+            "default: the slowest platform, highest median latency relative to the others on the same arch, precision and batch; choose another with --baseline".to_string(),
+        ),
+    };
+    let (gains, unpaired) = compare::pair(&rows, baseline_index);
+    let knees = compare::knees(&rows, knee_fraction);
+    // Per-run telemetry, thinned evenly to a bounded number per series.
+    let mut runs = Vec::new();
+    let mut by_series: std::collections::BTreeMap<(u32, load::Sym), Vec<usize>> =
+        Default::default();
+    for (i, p) in loaded.points.iter().enumerate() {
+        if p.temp_c_max.is_finite() || p.power_w_mean.is_finite() {
+            by_series
+                .entry((plats.of_point[i], p.arch))
+                .or_default()
+                .push(i);
         }
     }
-
-    let failed: Vec<&ResultRecord> = results.iter().filter(|r| r.status != "ok").collect();
-    if !failed.is_empty() {
-        out.push('\n');
-        for r in failed {
-            let _ = writeln!(
-                out,
-                "{}  {} {} {}/{} batch {}: {}",
-                r.status,
-                r.model,
-                r.precision,
-                r.backend,
-                r.ep_requested.as_deref().unwrap_or(&r.ep),
-                r.batch,
-                r.error
-                    .as_deref()
-                    .unwrap_or("interrupted before the timed phase finished")
-            );
+    for ((plat, arch), mut idx) in by_series {
+        idx.sort_by_key(|&i| loaded.points[i].ts);
+        let step = idx.len().div_ceil(RUNS_PER_SERIES).max(1);
+        for &i in idx.iter().step_by(step) {
+            let p = &loaded.points[i];
+            runs.push(RunTelemetry {
+                platform: plat as usize,
+                arch: loaded.names.get(arch).to_string(),
+                ts: p.ts,
+                batch: p.batch,
+                temp_c_max: p.temp_c_max,
+                power_w_mean: p.power_w_mean,
+            });
         }
     }
-    let mut flags: Vec<&str> = results
-        .iter()
-        .filter_map(|r| r.warnings.as_deref())
-        .flat_map(|w| w.split(','))
-        .collect();
-    flags.sort_unstable();
-    flags.dedup();
-    if !flags.is_empty() {
-        out.push('\n');
-        for f in flags {
-            let _ = writeln!(out, "warning  {f}: {}", warning_text(f));
-        }
-    }
-    out
+    Ok(Report {
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        results_read: loaded.results_read,
+        results_used: loaded.points.len(),
+        notes: loaded.notes.clone(),
+        knee_fraction,
+        baseline: plats.list[baseline_index].label.clone(),
+        baseline_index,
+        baseline_reason,
+        gain_method: GAIN_METHOD,
+        platforms: plats.list,
+        rows,
+        gains,
+        knees,
+        unpaired,
+        runs,
+    })
 }
 
-/// Splits parsed records into results and summaries.
-pub fn split(records: Vec<Record>) -> (Vec<ResultRecord>, Vec<SummaryRecord>) {
-    let mut r = Vec::new();
-    let mut s = Vec::new();
-    for rec in records {
-        match rec {
-            Record::Result(x) => r.push(*x),
-            Record::Summary(x) => s.push(*x),
+/// Runs `edgebench report`: errors are printed and mapped to their exit codes.
+pub fn run_cli(args: &ReportArgs) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgebench: error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
-    (r, s)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_has_rows_knee_and_errors() {
-        let ok = ResultRecord {
-            model: "m".into(),
-            precision: "fp32".into(),
-            backend: "ort".into(),
-            ep: "cpu".into(),
-            batch: 4,
-            status: "ok".into(),
-            latency_ms_p50: Some(1.5),
-            throughput_ips: Some(2666.7),
-            ..Default::default()
-        };
-        let bad = ResultRecord {
-            status: "failed".into(),
-            error: Some("no file".into()),
-            batch: 8,
-            ..ok.clone()
-        };
-        let s = SummaryRecord {
-            model: "m".into(),
-            knee_batch: Some(4),
-            peak_batch: Some(4),
-            peak_throughput_ips: Some(2666.7),
-            knee_fraction: 0.95,
-            ..Default::default()
-        };
-        let t = table(&[ok, bad], &[s]);
-        assert!(
-            t.contains("p50 ms") && t.contains("1.500") && t.contains("2666.7"),
-            "{t}"
-        );
-        assert!(
-            t.contains("knee  m") && t.contains("batch 4 reaches 95 %"),
-            "{t}"
-        );
-        assert!(t.contains("failed  m fp32 ort/cpu batch 8: no file"), "{t}");
+fn run(args: &ReportArgs) -> Result<(), ReportError> {
+    if !(args.knee_fraction > 0.0 && args.knee_fraction <= 1.0) {
+        return Err(ReportError::Selection(format!(
+            "--knee-fraction {} is not in (0, 1]",
+            args.knee_fraction
+        )));
+    }
+    let loaded = load::load_files(&args.files, &args.conds)?;
+    for n in &loaded.notes {
+        eprintln!("edgebench: note: {n}");
+    }
+    let report = build(
+        &loaded,
+        &args.files,
+        args.baseline.as_ref(),
+        args.knee_fraction,
+    )?;
+    drop(loaded);
+    let bytes = export::exporter(args.format).render(&report);
+    match &args.out {
+        Some(path) => std::fs::write(path, &bytes)
+            .map_err(|e| ReportError::Io(format!("cannot write {}: {e}", path.display()))),
+        None => std::io::stdout()
+            .lock()
+            .write_all(&bytes)
+            .map_err(|e| ReportError::Io(format!("writing the report: {e}"))),
     }
 }

@@ -68,6 +68,7 @@ pub fn spec(model: &Path, ep: &str, batch: u32) -> SessionSpec {
         precision: "fp32".into(),
         threads: 1,
         seed: 42,
+        ..Default::default()
     }
 }
 
