@@ -431,6 +431,58 @@ fn a_refused_result_goes_to_the_dead_letter_file_and_the_queue_moves_on() {
 }
 
 #[test]
+fn records_above_the_brokers_maximum_packet_size_are_dead_lettered_not_retried_forever() {
+    let broker = Broker::start_with("allow_anonymous true\nmax_packet_size 700\n");
+    let sub = Sub::start(broker.port);
+    let s = start_daemon(broker, sub, "");
+    cmd(
+        s.broker.port,
+        "sweep-start",
+        r#"{"request_id":"big","sweep":"tiny","batches":[1]}"#,
+    );
+    assert_eq!(s.sub.reply("big", T).unwrap()["code"], "started");
+    let refused = s
+        .sub
+        .wait_for("/reply", T, |m| m.json()["code"] == "publish_refused");
+    let refused = refused
+        .unwrap_or_else(|| panic!("no publish_refused reply:\n{}", s.daemon.log()))
+        .json();
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("PacketTooLarge"),
+        "{refused}"
+    );
+    let mut i = 0;
+    let drained = wait_until(T, || {
+        i += 1;
+        let rid = format!("big-poll-{i}");
+        cmd(
+            s.broker.port,
+            "status-get",
+            &format!(r#"{{"request_id":"{rid}"}}"#),
+        );
+        s.sub
+            .reply(&rid, Duration::from_secs(5))
+            .is_some_and(|st| st["unsent_bytes"] == 0 && st["state"] == "done")
+    });
+    assert!(drained, "{}", s.daemon.log());
+    let dead = std::fs::read_to_string(s.dir.path().join("store/deadletter.jsonl")).unwrap();
+    let dead = common::json_lines(&dead);
+    assert!(
+        dead.iter().any(|d| d["record"]["record"] == "result"),
+        "{dead:?}"
+    );
+    // One connection throughout: no reconnect loop.
+    assert!(
+        !s.daemon.log().contains("retrying in"),
+        "{}",
+        s.daemon.log()
+    );
+}
+
+#[test]
 fn commands_sent_while_the_board_is_away_wait_in_its_session_and_expire() {
     let broker = Broker::start();
     let sub = Sub::start(broker.port);

@@ -8,9 +8,9 @@ use super::scheduler::{Admission, Job, Origin};
 use super::{info, Daemon, Queued, MAX_COMMAND_CONFIGS};
 use crate::bench::plan;
 use crate::bench::result::now_ms;
-use crate::config::SweepConfig;
+use crate::config::{CommandsConfig, SweepConfig};
 use crate::mqtt::link::{Outbound, ToLink};
-use crate::mqtt::messages::{self, Code, Command, Reply, SweepArgs};
+use crate::mqtt::messages::{self, Code, Command, Reply, SweepArgs, Verb};
 
 /// How a command arrived (MQTT properties and flags that change its handling).
 #[derive(Debug, Default)]
@@ -46,6 +46,28 @@ pub(super) fn planned_configs(models: usize, args: &SweepArgs, sweep: &SweepConf
     ]
     .into_iter()
     .fold(1u64, u64::saturating_mul)
+}
+
+/// Checks `[commands] fleet_verbs` (known verbs) and `response_topic_prefixes` (topic
+/// names without wildcards).
+pub(super) fn validate(c: &CommandsConfig) -> anyhow::Result<()> {
+    for v in &c.fleet_verbs {
+        if Verb::parse(v).is_none() {
+            let known: Vec<&str> = Verb::ALL.iter().map(|v| v.as_str()).collect();
+            anyhow::bail!(
+                "commands.fleet_verbs: unknown verb `{v}` (known: {})",
+                known.join(", ")
+            );
+        }
+    }
+    for p in &c.response_topic_prefixes {
+        if p.is_empty() || p.contains(['#', '+', '\0']) {
+            anyhow::bail!(
+                "commands.response_topic_prefixes: `{p}` must be a topic prefix without wildcards"
+            );
+        }
+    }
+    Ok(())
 }
 
 impl Daemon {
@@ -390,5 +412,59 @@ impl Daemon {
             r = r.with(&k, v);
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_configs_multiplies_the_axes_without_overflow() {
+        let sweep = SweepConfig {
+            models: vec!["a".into()],
+            batches: vec![1, 2],
+            eps: vec!["cpu".into()],
+            threads: vec![1],
+            precisions: vec!["fp32".into()],
+            ..Default::default()
+        };
+        let none = SweepArgs {
+            sweep: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(planned_configs(1, &none, &sweep), 2);
+        let wide = SweepArgs {
+            sweep: "s".into(),
+            batches: Some((1..=256).collect()),
+            eps: Some(vec!["cpu".into(), "cuda".into()]),
+            threads: Some((0..64).collect()),
+            precisions: Some(vec!["fp32".into(), "fp16".into(), "int8".into()]),
+            ..Default::default()
+        };
+        assert_eq!(planned_configs(3, &wide, &sweep), 3 * 256 * 2 * 64 * 3);
+        // TFLite has one delegate per sweep whatever `eps` says.
+        let tflite = SweepConfig {
+            backend: "tflite".into(),
+            ..sweep.clone()
+        };
+        assert_eq!(planned_configs(3, &wide, &tflite), 3 * 256 * 64 * 3);
+        assert_eq!(planned_configs(usize::MAX, &wide, &sweep), u64::MAX);
+    }
+
+    #[test]
+    fn fleet_verbs_and_response_prefixes_are_checked() {
+        let mut c = CommandsConfig::default();
+        validate(&c).unwrap();
+        c.fleet_verbs.push("reboot".into());
+        let e = validate(&c).unwrap_err().to_string();
+        assert!(
+            e.contains("commands.fleet_verbs") && e.contains("reboot"),
+            "{e}"
+        );
+        c.fleet_verbs.pop();
+        c.response_topic_prefixes = vec!["apps/#".into()];
+        let e = validate(&c).unwrap_err().to_string();
+        assert!(e.contains("commands.response_topic_prefixes"), "{e}");
     }
 }

@@ -91,6 +91,7 @@ impl Setup {
                 cfg.commands.max_batch
             );
         }
+        super::commands::validate(&cfg.commands)?;
         let limits = Limits {
             max_payload_bytes: cfg.commands.max_payload_bytes,
             max_batches: cfg.commands.max_batches,

@@ -28,7 +28,8 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use rumqttc::v5::mqttbytes::v5::{
-    ConnectProperties, Filter, LastWill, Packet, PubAckReason, PublishProperties, RetainForwardRule,
+    ConnectProperties, Filter, LastWill, Packet, PubAckReason, Publish, PublishProperties,
+    RetainForwardRule,
 };
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{
@@ -404,7 +405,10 @@ fn lock(t: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
 /// Events from the poller to the core.
 #[derive(Debug)]
 enum Polled {
-    ConnAck,
+    /// With the broker's maximum packet size, when it set one.
+    ConnAck {
+        max_packet: Option<u32>,
+    },
     Message(rumqttc::v5::mqttbytes::v5::Publish),
     Acked(Tag),
     /// The broker answered this publish with an error reason code.
@@ -464,6 +468,7 @@ pub fn spawn(
         outstanding: 0,
         blocked: false,
         held: VecDeque::new(),
+        max_packet: None,
         persist,
         heartbeat: heartbeat.clone(),
     };
@@ -510,7 +515,8 @@ async fn poll_forever(
                     log::debug!("mqtt: no TCP socket to port {port} found for TCP_NODELAY");
                 }
                 lock(&tracker).reset(true);
-                let _ = tx.send(Polled::ConnAck);
+                let max_packet = eventloop.state.max_outgoing_packet_size;
+                let _ = tx.send(Polled::ConnAck { max_packet });
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let _ = tx.send(Polled::Message(p));
@@ -771,6 +777,9 @@ enum Sent {
     Queued,
     NotConnected,
     Full,
+    /// Above the broker's maximum packet size (CONNACK): rumqttc would turn it into a
+    /// connection error, and so again after every reconnect. The size in bytes.
+    TooLarge(usize),
 }
 
 struct Core {
@@ -799,6 +808,8 @@ struct Core {
     blocked: bool,
     /// Replies waiting for room in rumqttc's queue (at most [`HELD_MAX`]).
     held: VecDeque<Outbound>,
+    /// The broker's maximum packet size in this connection.
+    max_packet: Option<u32>,
     persist: Arc<Notify>,
     heartbeat: Arc<AtomicI64>,
 }
@@ -846,16 +857,25 @@ impl Core {
         if !t.connected {
             return Sent::NotConnected;
         }
-        let res = match &o.correlation {
-            Some(c) => self.client.try_publish_with_properties(
+        let props = o.correlation.as_ref().map(|c| PublishProperties {
+            correlation_data: Some(c.clone()),
+            ..Default::default()
+        });
+        if let Some(max) = self.max_packet {
+            // The size rumqttc checks (packet id not yet assigned).
+            let size =
+                Publish::new(o.topic.as_str(), o.qos, o.payload.clone(), props.clone()).size();
+            if size > max as usize {
+                return Sent::TooLarge(size);
+            }
+        }
+        let res = match props {
+            Some(p) => self.client.try_publish_with_properties(
                 o.topic.clone(),
                 o.qos,
                 o.retain,
                 o.payload.clone(),
-                PublishProperties {
-                    correlation_data: Some(c.clone()),
-                    ..Default::default()
-                },
+                p,
             ),
             None => self
                 .client
@@ -872,8 +892,9 @@ impl Core {
 
     async fn on_polled(&mut self, ev: Polled) {
         match ev {
-            Polled::ConnAck => {
+            Polled::ConnAck { max_packet } => {
                 self.ready = false;
+                self.max_packet = max_packet;
                 let online = Outbound::new(self.topics.status(), "online", QoS::AtLeastOnce, true);
                 if !matches!(self.publish(&online, Tag::Plain), Sent::Queued) {
                     return;
@@ -893,7 +914,9 @@ impl Core {
                     return;
                 }
                 for r in self.retained.clone() {
-                    self.publish(&r, Tag::Plain);
+                    if let Sent::TooLarge(size) = self.publish(&r, Tag::Plain) {
+                        self.too_large(&r, size);
+                    }
                 }
                 for n in std::mem::take(&mut self.notices) {
                     self.publish(&n, Tag::Plain);
@@ -1016,6 +1039,7 @@ impl Core {
         if self.held.is_empty() {
             match self.publish(&o, Tag::Plain) {
                 Sent::Queued | Sent::NotConnected => return,
+                Sent::TooLarge(size) => return self.too_large(&o, size),
                 Sent::Full => {}
             }
         }
@@ -1032,11 +1056,21 @@ impl Core {
         }
     }
 
+    /// A message (not a record) larger than the broker takes: not sent, logged.
+    fn too_large(&self, o: &Outbound, size: usize) {
+        log::error!(
+            "mqtt: a message to {} is {size} bytes, above the broker's maximum packet size ({}); not sent",
+            o.topic,
+            self.max_packet.unwrap_or_default()
+        );
+    }
+
     /// Publishes held messages while rumqttc takes them.
     fn flush_held(&mut self) {
         while let Some(o) = self.held.pop_front() {
             match self.publish(&o, Tag::Plain) {
                 Sent::Queued => {}
+                Sent::TooLarge(size) => self.too_large(&o, size),
                 Sent::Full => {
                     self.held.push_front(o);
                     return;
@@ -1070,14 +1104,19 @@ impl Core {
             }
         };
         let Some(line) = line else { return };
-        let topic = match record_kind(&line) {
+        self.dead_letter_line(offset, end, &line, reason);
+    }
+
+    /// [`Core::dead_letter`] with the record's line at hand.
+    fn dead_letter_line(&mut self, offset: u64, end: u64, line: &str, reason: &str) {
+        let topic = match record_kind(line) {
             Some("summary") => self.topics.summary(),
             _ => self.topics.result(),
         };
-        let run_id = serde_json::from_str::<serde_json::Value>(&line)
+        let run_id = serde_json::from_str::<serde_json::Value>(line)
             .ok()
             .and_then(|v| v["run_id"].as_str().map(str::to_string));
-        if let Err(e) = self.dead_letters.add(now_ms(), &topic, reason, &line) {
+        if let Err(e) = self.dead_letters.add(now_ms(), &topic, reason, line) {
             // Without a dead-letter copy the record stays in the queue (retried).
             log::error!("mqtt: the broker refused a record ({reason}) and {e:#}; it stays queued");
             return;
@@ -1125,7 +1164,9 @@ impl Core {
             }
             ToLink::Retained(o) => {
                 if self.ready {
-                    self.publish(&o, Tag::Plain);
+                    if let Sent::TooLarge(size) = self.publish(&o, Tag::Plain) {
+                        self.too_large(&o, size);
+                    }
                 }
                 match self.retained.iter_mut().find(|r| r.topic == o.topic) {
                     Some(r) => *r = o,
@@ -1177,6 +1218,18 @@ impl Core {
                     Sent::Queued => {
                         self.next_send = r.end;
                         self.outstanding += 1;
+                    }
+                    Sent::TooLarge(size) => {
+                        let line = String::from_utf8_lossy(&o.payload).into_owned();
+                        let reason = format!(
+                            "PacketTooLarge ({size} bytes, the broker's maximum is {})",
+                            self.max_packet.unwrap_or_default()
+                        );
+                        self.next_send = r.end;
+                        self.dead_letter_line(r.offset, r.end, &line, &reason);
+                        for n in std::mem::take(&mut self.notices) {
+                            self.publish_or_hold(n);
+                        }
                     }
                     Sent::Full => {
                         self.blocked = true;
