@@ -1025,3 +1025,55 @@ fn soak_back_to_back_sweeps_keep_rss_and_fds_flat() {
     // Flat: at most 8 MiB over the warmed-up size, whatever the count.
     assert!(rss1 <= rss0 + 8 * 1024, "RSS grew: {rss0} -> {rss1} kB");
 }
+
+#[test]
+fn a_reload_that_changes_mqtt_leaves_no_old_connection_behind() {
+    let broker = Mosq::start(false);
+    let proxy = Proxy::start(broker.port);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "edgebench.toml", proxy.port, 30, "");
+    let mut d = DaemonProc::spawn(&cfg, &dir.path().join("daemon.log"), &[]);
+    let old = format!("connected to 127.0.0.1:{}", proxy.port);
+    assert!(wait_until(T, || log_count(&d, &old) == 1), "{}", d.log());
+    publish(
+        broker.port,
+        &format!("{P}/cmd/sweep-start"),
+        r#"{"request_id":"rl","sweep":"loop"}"#,
+        &[],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The old link stalls with results in flight (its shutdown cannot finish
+    // cleanly), then a reload moves the daemon straight to the broker.
+    proxy.set(STALL);
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("port = {}", proxy.port),
+        &format!("port = {}", broker.port),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    broker::signal(d.child.id(), libc::SIGHUP);
+    assert!(
+        wait_until(T, || d.log().contains("configuration reloaded")),
+        "{}",
+        d.log()
+    );
+    let new = format!("connected to 127.0.0.1:{}", broker.port);
+    assert!(wait_until(T, || log_count(&d, &new) >= 1), "{}", d.log());
+    // The old path works again: an old event loop still alive would reconnect
+    // through it within its keepalive (10 s) plus backoff, with the same client id.
+    proxy.set(PASS);
+    std::thread::sleep(Duration::from_secs(14));
+    let log = d.log();
+    assert_eq!(
+        log_count(&d, &old),
+        1,
+        "the old connection came back:\n{log}"
+    );
+    assert_eq!(
+        log_count(&d, &new),
+        1,
+        "the new connection was kicked:\n{log}"
+    );
+    let st = d.stop_with(libc::SIGTERM, T).expect("exits");
+    assert!(st.success());
+    eprintln!("CHAOS reload: [mqtt] changed during a stalled link; 1 connection before, 1 after, none revived in 14 s");
+}

@@ -196,6 +196,7 @@ impl Daemon {
                         active.sweep_id
                     );
                     self.state.done = next;
+                    self.state.current = None;
                     self.active = Some(Active {
                         thread,
                         first: next,

@@ -133,7 +133,7 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "{user}listener {port} 127.0.0.1\n{extra}persistence true\npersistence_location {dir}/\n\
+                "{user}listener {port} 127.0.0.1\n{extra}persistence true\npersistence_location {dir}/\nautosave_interval 1\n\
                  log_dest file {log}\nlog_type all\nmax_queued_messages 100000\n",
                 port = self.port,
                 extra = self.extra,
@@ -176,6 +176,15 @@ impl Broker {
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             signal(c.id(), libc::SIGTERM);
+            let _ = c.wait();
+        }
+    }
+
+    /// Kills the broker with SIGKILL: it saves nothing more (what it last saved,
+    /// every second with persistence, is what a restart finds).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
             let _ = c.wait();
         }
     }
