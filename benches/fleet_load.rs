@@ -181,7 +181,13 @@ fn main() {
         .expect("mosquitto_sub");
     let out = sub.stdout.take().unwrap();
     let sub_first = Arc::new(AtomicU64::new(u64::MAX));
-    let (sc, sl, sf) = (sub_count.clone(), sub_last.clone(), sub_first.clone());
+    let sub_lat = Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+    let (sc, sl, sf, slat) = (
+        sub_count.clone(),
+        sub_last.clone(),
+        sub_first.clone(),
+        sub_lat.clone(),
+    );
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
@@ -195,6 +201,7 @@ fn main() {
                 .and_then(|t| t.parse::<u64>().ok())
             {
                 sf.fetch_min(ts, Ordering::Relaxed);
+                slat.lock().unwrap().push(now_ms() - ts as i64);
             }
         }
     });
@@ -291,11 +298,16 @@ fn main() {
         - sub_first.load(Ordering::Relaxed) as f64)
         .max(1.0)
         / 1000.0;
+    let mut sl_sorted = sub_lat.lock().unwrap().clone();
+    sl_sorted.sort_unstable();
     println!(
-        "{:<22} {:>8} received {:>8.0} records/s  peak RSS {:>6.1} MiB",
+        "{:<22} {:>8} received {:>8.0} records/s  publish->receive p50 {:>5} ms  p99 {:>5} ms  max {:>5} ms  peak RSS {:>6.1} MiB",
         "mosquitto_sub",
         sub_n,
         sub_n as f64 / sub_span,
+        percentile(&sl_sorted, 0.5),
+        percentile(&sl_sorted, 0.99),
+        sl_sorted.last().copied().unwrap_or(0),
         vm_hwm_kib(sub.id()) as f64 / 1024.0
     );
     let ll = latencies_sqlite(&lite_path);

@@ -12,7 +12,7 @@ use postgres::types::{IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use serde_json::{Map, Value};
 
-use super::ingest::{Row, Val};
+use super::ingest::{OnConflict, Row, Val};
 use super::schema::{self, ColType, Engine, RESULT_COLUMNS, SUMMARY_COLUMNS};
 use super::store::{self, Filter, FilterVal, Store, StoreError};
 
@@ -143,6 +143,79 @@ impl PgStore {
     }
 }
 
+/// Rows per multi-row INSERT at most.
+const BULK_ROWS: usize = 500;
+/// Bind parameters per statement at most (the protocol's limit is 65535).
+const MAX_PARAMS: usize = 60_000;
+
+fn same_shape(a: &Row, b: &Row) -> bool {
+    a.table == b.table
+        && a.cols.len() == b.cols.len()
+        && a.cols.iter().zip(&b.cols).all(|((x, _), (y, _))| x == y)
+}
+
+/// The key of a row as text (key columns joined), as `RETURNING` gives it back.
+fn key_text(row: &Row) -> String {
+    row.key
+        .iter()
+        .map(|k| match row.get(k) {
+            Some(Val::Text(s)) => s.clone(),
+            Some(Val::Int(i)) => i.to_string(),
+            _ => String::new(),
+        })
+        .collect::<Vec<_>>()
+        .join("\u{1}")
+}
+
+/// `INSERT ... VALUES (..), (..) ON CONFLICT (key) DO NOTHING RETURNING key`: marks
+/// in `out` the rows that were new (the first of equal keys within the chunk).
+fn bulk_insert(
+    tx: &mut postgres::Transaction<'_>,
+    rows: &[Row],
+    chunk: &[usize],
+    out: &mut [bool],
+) -> Result<(), StoreError> {
+    let first = &rows[chunk[0]];
+    let ncols = first.cols.len();
+    let cols: Vec<&str> = first.cols.iter().map(|(c, _)| *c).collect();
+    let mut values = Vec::with_capacity(chunk.len());
+    for r in 0..chunk.len() {
+        let phs: Vec<String> = (1..=ncols).map(|c| ph(r * ncols + c)).collect();
+        values.push(format!("({})", phs.join(", ")));
+    }
+    let returning: Vec<String> = first.key.iter().map(|k| format!("{k}::text")).collect();
+    let sql = format!(
+        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO NOTHING RETURNING {}",
+        first.table,
+        cols.join(", "),
+        values.join(", "),
+        first.key.join(", "),
+        returning.join(", ")
+    );
+    let binds: Vec<Bind> = chunk
+        .iter()
+        .flat_map(|&i| rows[i].cols.iter().map(|(_, v)| Bind(v)))
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = binds.iter().map(|b| b as &(dyn ToSql + Sync)).collect();
+    let got = tx.query(&sql, &refs).map_err(|e| match classify(&e) {
+        StoreError::Rejected(m) => StoreError::Rejected(format!("{}: {m}", first.table)),
+        u => u,
+    })?;
+    let mut inserted: std::collections::HashSet<String> = got
+        .iter()
+        .map(|r| {
+            (0..first.key.len())
+                .map(|i| r.get::<_, String>(i))
+                .collect::<Vec<_>>()
+                .join("\u{1}")
+        })
+        .collect();
+    for &i in chunk {
+        out[i] = inserted.remove(&key_text(&rows[i]));
+    }
+    Ok(())
+}
+
 /// A value bound to whatever type the statement's column has.
 #[derive(Debug)]
 struct Bind<'a>(&'a Val);
@@ -253,17 +326,39 @@ impl Store for PgStore {
         if self.client.is_closed() {
             self.reconnect()?;
         }
+        // Records (insert-only rows) go as multi-row INSERTs, one round trip per
+        // chunk; the few state rows (devices, sweeps, rejects) one by one.
+        let (bulk, single): (Vec<usize>, Vec<usize>) = (0..rows.len())
+            .partition(|&i| !rows[i].key.is_empty() && rows[i].on_conflict == OnConflict::Nothing);
         // Prepare outside the transaction, once per statement text per connection.
-        for row in rows {
-            let sql = store::upsert_sql(row, ph);
+        for &i in &single {
+            let sql = store::upsert_sql(&rows[i], ph);
             if !self.statements.contains_key(&sql) {
                 let st = self.client.prepare(&sql).map_err(|e| classify(&e))?;
                 self.statements.insert(sql, st);
             }
         }
+        let mut out = vec![false; rows.len()];
         let mut tx = self.client.transaction().map_err(|e| classify(&e))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
+        // Group by table and column list, keeping the rows' order within a group.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for &i in &bulk {
+            match groups
+                .iter_mut()
+                .find(|g| same_shape(&rows[g[0]], &rows[i]))
+            {
+                Some(g) => g.push(i),
+                None => groups.push(vec![i]),
+            }
+        }
+        for g in groups {
+            let per_chunk = (MAX_PARAMS / rows[g[0]].cols.len()).clamp(1, BULK_ROWS);
+            for chunk in g.chunks(per_chunk) {
+                bulk_insert(&mut tx, rows, chunk, &mut out)?;
+            }
+        }
+        for &i in &single {
+            let row = &rows[i];
             let sql = store::upsert_sql(row, ph);
             let st = &self.statements[&sql];
             let binds: Vec<Bind> = row.cols.iter().map(|(_, v)| Bind(v)).collect();
@@ -273,7 +368,7 @@ impl Store for PgStore {
                 StoreError::Rejected(m) => StoreError::Rejected(format!("{}: {m}", row.table)),
                 u => u,
             })?;
-            out.push(n > 0);
+            out[i] = n > 0;
         }
         tx.commit().map_err(|e| classify(&e))?;
         Ok(out)
