@@ -112,8 +112,11 @@ def load_manifest(path: Path) -> dict:
         if m["precision"] not in PRECISIONS:
             raise ValueError(f"{where}: precision `{m['precision']}` not one of {PRECISIONS}")
         shape = m["input_shape"]
-        if not shape or shape[0] != -1 or any(not isinstance(d, int) or d < 1 for d in shape[1:]):
-            raise ValueError(f"{where}: input_shape {shape} must be [-1, positive dims...]")
+        # Axis 0 is -1 (dynamic batch) or a fixed batch size (a model exported with one).
+        if not shape or any(not isinstance(d, int) or d < 1 for d in shape[1:]) or not (
+            isinstance(shape[0], int) and (shape[0] == -1 or shape[0] >= 1)
+        ):
+            raise ValueError(f"{where}: input_shape {shape} must be [-1 or a fixed batch, positive dims...]")
         if m["sha256"] and not re.fullmatch(r"[0-9a-f]{64}", m["sha256"]):
             raise ValueError(f"{where}: sha256 is not 64 lower-case hex digits")
         if Path(m["file"]).is_absolute() or ".." in Path(m["file"]).parts:

@@ -56,6 +56,7 @@ fi
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for f in /usr/bin/edgebench /etc/edgebench/edgebench.toml \
     /usr/lib/systemd/system/edgebench.service /usr/lib/sysusers.d/edgebench.conf \
+    /usr/lib/systemd/system/edgebench-collect.service \
     /usr/lib/tmpfiles.d/edgebench.conf /usr/share/edgebench/systemd/jetson.conf \
     /usr/share/edgebench/systemd/coral-usb.conf /usr/share/edgebench/systemd/rpi.conf \
     /usr/libexec/edgebench/board-setup /usr/libexec/edgebench/install-onnxruntime \
@@ -119,6 +120,18 @@ else
     echo "FAIL: systemd-analyze verify /usr/lib/systemd/system/edgebench.service:"
     echo "$out"
     fail=1
+fi
+# The collector's unit ships disabled (server side): installed, verify clean, not enabled.
+out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench-collect.service 2>&1) || true
+if [ -n "$out" ]; then
+    echo "FAIL: systemd-analyze verify /usr/lib/systemd/system/edgebench-collect.service:"
+    echo "$out"
+    fail=1
+elif ls /etc/systemd/system/*.wants/edgebench-collect.service >/dev/null 2>&1; then
+    echo "FAIL: edgebench-collect.service is enabled after install (it should ship disabled)"
+    fail=1
+else
+    echo "ok   edgebench-collect.service installed disabled, verify clean"
 fi
 
 # board-setup links drop-ins into /etc and adds the user to the device groups.

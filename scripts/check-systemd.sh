@@ -4,6 +4,8 @@
 #    with each board drop-in (and the combinations a board profile installs);
 #  - `systemd-analyze security --offline=true` exposure stays at or below
 #    EXPOSURE_MAX (default 3.0) for every one of those combinations;
+#  - the same (verify clean, exposure at most EXPOSURE_MAX) for the fleet collector's
+#    unit, edgebench-collect.service;
 #  - sysusers.d and tmpfiles.d entries apply cleanly to an empty root.
 # Needs systemd's tools (installed if missing); systemd need not be PID 1.
 set -euo pipefail
@@ -62,6 +64,30 @@ for combo in "${combos[@]}"; do
         echo "ok   [$label] verify clean, exposure $level (limit $EXPOSURE_MAX)"
     fi
 done
+
+# The collector's unit (server side; shipped disabled).
+cdir="$work/collect"
+mkdir -p "$cdir"
+sed 's|^ExecStart=.*|ExecStart=/bin/true|' systemd/edgebench-collect.service >"$cdir/edgebench-collect.service"
+out=$(systemd-analyze verify --man=no "$cdir/edgebench-collect.service" 2>&1) || true
+if [ -n "$out" ]; then
+    echo "FAIL: systemd-analyze verify, edgebench-collect.service:"
+    echo "$out" | sed "s|$work/||g"
+    fail=1
+fi
+sec=$(systemd-analyze security --offline=true --threshold="$threshold" \
+    "$cdir/edgebench-collect.service" 2>&1) && rc=0 || rc=$?
+level=$(echo "$sec" | sed -n 's/.*Overall exposure level for edgebench-collect.service: \([0-9.]*\).*/\1/p')
+if [ -z "$level" ]; then
+    echo "FAIL: systemd-analyze security printed no exposure level for edgebench-collect.service"
+    fail=1
+elif [ "$rc" -ne 0 ]; then
+    echo "FAIL: exposure $level > $EXPOSURE_MAX for edgebench-collect.service"
+    echo "$sec" | grep '✗' | sed "s|$work/||g"
+    fail=1
+elif [ -z "$out" ]; then
+    echo "ok   [edgebench-collect] verify clean, exposure $level (limit $EXPOSURE_MAX)"
+fi
 
 # sysusers.d / tmpfiles.d: apply to an empty root; any message is a failure.
 root="$work/root"

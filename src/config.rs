@@ -40,6 +40,11 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     pub commands: CommandsConfig,
     pub report: ReportConfig,
+    /// `--batch auto`: how the knee search grows and refines.
+    pub batch_search: crate::bench::search::BatchSearchConfig,
+    pub watchdog: crate::daemon::hang::WatchdogConfig,
+    pub collect: crate::collect::config::CollectConfig,
+    pub homeassistant: crate::mqtt::homeassistant::HomeAssistantConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -77,6 +82,15 @@ pub struct OnnxRuntimeConfig {
     /// When the requested execution provider is not in the loaded build: `false`
     /// fails the run (default), `true` runs on CPU and records `ep = "cpu"`.
     pub allow_fallback: bool,
+    /// An accelerator provider (cuda, tensorrt, xnnpack, acl...) that cannot take some
+    /// nodes: `false` fails the run (ONNX Runtime's `session.disable_cpu_ep_fallback`),
+    /// `true` lets those nodes run on the CPU and records `ort_cpu_fallback = "allowed"`.
+    pub allow_partial_fallback: bool,
+    /// Where inputs and outputs live: `host` (default; with an accelerator ONNX Runtime
+    /// copies outputs back inside the timed call) or `device` (CUDA device memory, cuda
+    /// and tensorrt only; the timed call is inference alone, copies recorded as
+    /// `h2d_ms` / `d2h_ms`).
+    pub io: String,
     /// Intra-op spinning (busy-wait of idle pool threads).
     pub spinning: bool,
     /// Graph optimisation level: `disable`, `basic`, `extended`, `all`.
@@ -92,6 +106,8 @@ impl Default for OnnxRuntimeConfig {
         Self {
             library: String::new(),
             allow_fallback: false,
+            allow_partial_fallback: false,
+            io: "host".into(),
             spinning: true,
             graph_optimization: "all".into(),
             inter_threads: 0,
@@ -194,10 +210,16 @@ pub struct ProtocolConfig {
     /// Stop early once the 95 % CI half-width of the median, relative to it, is
     /// below this (0: off). Only after `min_runs` and `min_s` are met.
     pub target_rel_ci: f64,
+    /// What `target_rel_ci` is about: `median` (latency median) or `mean` (mean latency,
+    /// hence throughput, by batch means).
+    pub ci_target_stat: crate::bench::stats::CiStat,
     /// Seed of input data and configuration order.
     pub seed: u64,
     /// Shuffle the order of configurations (seeded).
     pub shuffle: bool,
+    /// A model whose batch axis is fixed to B, asked for batch N != B: `sequential`
+    /// runs N / B calls per batch (`batch_mode = "sequential"`), `fail` fails the run.
+    pub fixed_batch: String,
     /// Cool-down between configurations: wait until the hottest zone is below this ...
     pub cooldown_max_temp_c: f64,
     /// ... or this many seconds have passed (0: no cool-down).
@@ -215,8 +237,10 @@ impl Default for ProtocolConfig {
             min_s: 3.0,
             max_s: 20.0,
             target_rel_ci: 0.0,
+            ci_target_stat: Default::default(),
             seed: 42,
             shuffle: false,
+            fixed_batch: "sequential".into(),
             cooldown_max_temp_c: 60.0,
             cooldown_max_s: 30.0,
             knee_fraction: 0.95,
@@ -234,8 +258,13 @@ impl ProtocolConfig {
             min_s: o.min_s.unwrap_or(self.min_s),
             max_s: o.max_s.unwrap_or(self.max_s),
             target_rel_ci: o.target_rel_ci.unwrap_or(self.target_rel_ci),
+            ci_target_stat: o.ci_target_stat.unwrap_or(self.ci_target_stat),
             seed: o.seed.unwrap_or(self.seed),
             shuffle: o.shuffle.unwrap_or(self.shuffle),
+            fixed_batch: o
+                .fixed_batch
+                .clone()
+                .unwrap_or_else(|| self.fixed_batch.clone()),
             cooldown_max_temp_c: o.cooldown_max_temp_c.unwrap_or(self.cooldown_max_temp_c),
             cooldown_max_s: o.cooldown_max_s.unwrap_or(self.cooldown_max_s),
             knee_fraction: o.knee_fraction.unwrap_or(self.knee_fraction),
@@ -258,6 +287,8 @@ impl ProtocolConfig {
         if self.min_runs == 0 {
             bail!("{at}: `min_runs` must be at least 1");
         }
+        crate::backend::types::FixedBatch::parse(&self.fixed_batch)
+            .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         if self.max_s <= 0.0 {
             bail!("{at}: `max_s` must be above 0");
         }
@@ -330,6 +361,11 @@ pub struct MqttConfig {
     /// Reconnect backoff bounds, seconds.
     pub backoff_min_s: f64,
     pub backoff_max_s: f64,
+    /// Send `password_file`'s password over a connection without TLS (refused otherwise).
+    pub allow_plaintext_password: bool,
+    /// MQTT 5 session expiry, seconds: the broker keeps the subscriptions and queues
+    /// QoS 1 commands this long while the board is away (0: a clean session each time).
+    pub session_expiry_s: u32,
     pub tls: MqttTlsConfig,
 }
 
@@ -345,15 +381,20 @@ impl Default for MqttConfig {
             keepalive_s: 30,
             backoff_min_s: 0.5,
             backoff_max_s: 60.0,
+            allow_plaintext_password: false,
+            session_expiry_s: 86_400,
             tls: MqttTlsConfig::default(),
         }
     }
 }
 
-/// TLS to the broker. A CA file turns TLS on; cert and key add client authentication.
+/// TLS to the broker. `enabled` (trusting the system CA roots) or a CA file turns TLS
+/// on; cert and key add client authentication.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttTlsConfig {
+    /// TLS with the system CA roots (plus `ca_file` when set).
+    pub enabled: bool,
     pub ca_file: String,
     pub cert_file: String,
     pub key_file: String,
@@ -367,6 +408,13 @@ pub struct StoreConfig {
     pub dir: String,
     /// Keep at most this many MiB of acknowledged records (oldest pruned first).
     pub retention_mb: u64,
+    /// Cap on all stored records, acknowledged or not, in bytes (0: none).
+    pub max_bytes: u64,
+    /// Free-space guard: leave at least this many bytes free on the store's filesystem (0: off).
+    pub min_free_bytes: u64,
+    /// At the cap with only unacknowledged records left: `"refuse"` new records
+    /// (nothing stored is dropped) or `"drop_oldest"` unacknowledged segments.
+    pub when_full: String,
 }
 
 impl Default for StoreConfig {
@@ -374,6 +422,9 @@ impl Default for StoreConfig {
         Self {
             dir: String::new(),
             retention_mb: 64,
+            max_bytes: 256 << 20,
+            min_free_bytes: 16 << 20,
+            when_full: "refuse".into(),
         }
     }
 }
@@ -404,6 +455,11 @@ pub struct CommandsConfig {
     pub max_batches: usize,
     /// Largest batch size a command may ask for.
     pub max_batch: u32,
+    /// Verbs a fleet command (`<topic_prefix>/all/cmd/<verb>`) may trigger.
+    pub fleet_verbs: Vec<String>,
+    /// Topic prefixes MQTT 5 response topics must be under. Empty: any topic outside
+    /// `<topic_prefix>/`, or under this board's own `<topic_prefix>/<device id>/reply/`.
+    pub response_topic_prefixes: Vec<String>,
 }
 
 impl Default for CommandsConfig {
@@ -413,6 +469,8 @@ impl Default for CommandsConfig {
             max_payload_bytes: 16 * 1024,
             max_batches: 16,
             max_batch: 256,
+            fleet_verbs: vec!["status-get".into(), "info-get".into(), "sweep-start".into()],
+            response_topic_prefixes: Vec::new(),
         }
     }
 }
@@ -460,11 +518,15 @@ pub struct SweepConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shuffle: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_batch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown_max_temp_c: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cooldown_max_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knee_fraction: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ci_target_stat: Option<crate::bench::stats::CiStat>,
 }
 
 impl Default for SweepConfig {
@@ -485,9 +547,11 @@ impl Default for SweepConfig {
             target_rel_ci: None,
             seed: None,
             shuffle: None,
+            fixed_batch: None,
             cooldown_max_temp_c: None,
             cooldown_max_s: None,
             knee_fraction: None,
+            ci_target_stat: None,
         }
     }
 }
@@ -522,6 +586,10 @@ impl Default for Config {
             schedule: ScheduleConfig::default(),
             commands: CommandsConfig::default(),
             report: ReportConfig::default(),
+            batch_search: Default::default(),
+            watchdog: Default::default(),
+            collect: Default::default(),
+            homeassistant: Default::default(),
             sweeps,
         }
     }
@@ -715,6 +783,10 @@ impl Config {
     /// Cross-field checks, with the key named.
     pub fn validate(&self) -> Result<()> {
         self.protocol.validate("protocol")?;
+        self.batch_search.validate("batch_search")?;
+        self.watchdog.validate()?;
+        crate::store::Limits::from_config(&self.store)?;
+        self.homeassistant.validate().map_err(anyhow::Error::msg)?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }
@@ -727,8 +799,12 @@ impl Config {
         if !(0.0..1.0).contains(&self.telemetry.freq_drop_fraction) {
             bail!("telemetry.freq_drop_fraction must be in [0, 1)");
         }
-        crate::backend::edgetpu::DeviceSelector::parse(&self.tflite.edgetpu_device)
+        crate::backend::types::DeviceSelector::parse(&self.tflite.edgetpu_device)
             .map_err(anyhow::Error::msg)?;
+        match self.onnxruntime.io.as_str() {
+            "host" | "device" => {}
+            other => bail!("onnxruntime.io: unknown value `{other}` (host, device)"),
+        }
         match self.onnxruntime.graph_optimization.as_str() {
             "disable" | "basic" | "extended" | "all" => {}
             other => bail!(
@@ -887,8 +963,20 @@ pub fn device_id_from_hostname(host: &str) -> String {
     }
 }
 
+/// `<hostname id>-<machine hash>` (at most 64 characters), or the hostname id alone.
+pub fn default_device_id(host: &str, machine: Option<&str>) -> String {
+    let mut id = device_id_from_hostname(host);
+    if let Some(h) = machine {
+        id.truncate(63 - h.len());
+        id = format!("{}-{h}", id.trim_end_matches('-'));
+    }
+    id
+}
+
 impl Config {
-    /// The effective device id (config, else hostname).
+    /// The effective device id: `device.id`, else the hostname followed by a hash of
+    /// the machine id under `telemetry.sysroot` (boards flashed from one image share
+    /// a hostname, not a machine id), else the hostname alone.
     pub fn device_id(&self) -> String {
         if !self.device.id.is_empty() {
             return self.device.id.clone();
@@ -897,7 +985,8 @@ impl Config {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_default();
-        device_id_from_hostname(&host)
+        let machine = crate::mqtt::identity::machine_hash(Path::new(&self.telemetry.sysroot));
+        default_device_id(&host, machine.as_deref())
     }
 
     /// The effective store directory.
@@ -1027,5 +1116,13 @@ mod tests {
         assert!(validate_device_id("Jetson").is_err());
         assert!(validate_device_id("a/b").is_err());
         assert_eq!(device_id_from_hostname("My_Board.local"), "my-board-local");
+        assert_eq!(
+            default_device_id("My_Board.local", Some("0a1b2c3d")),
+            "my-board-local-0a1b2c3d"
+        );
+        assert_eq!(default_device_id("pi", None), "pi");
+        let long = default_device_id(&"x".repeat(100), Some("0a1b2c3d"));
+        assert!(long.len() <= 64 && long.ends_with("-0a1b2c3d"), "{long}");
+        validate_device_id(&long).unwrap();
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod backend;
 pub mod bench;
+pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod fleet;
 pub mod models;
 pub mod mqtt;
 pub mod report;

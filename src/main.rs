@@ -72,6 +72,11 @@ enum Cmd {
     /// Compare result files across boards, runtimes and dates: latency, gains against a
     /// baseline platform, knees; as a table, Markdown, CSV, JSON or HTML.
     Report(edgebench::report::ReportArgs),
+    /// Server side: store what the boards publish (results, summaries, telemetry,
+    /// devices, sweeps) in SQLite or PostgreSQL; runs until stopped.
+    Collect(edgebench::collect::CollectArgs),
+    /// Add `edgebench run` results files to the fleet store (de-duplicated on run_id).
+    Import(edgebench::fleet::import::ImportArgs),
     /// Show the board, every telemetry probe found and its current readings.
     Probe {
         #[command(flatten)]
@@ -91,9 +96,9 @@ struct RunArgs {
     /// Models (names from the manifest, or @set), comma-separated.
     #[arg(long, value_delimiter = ',')]
     models: Option<Vec<String>>,
-    /// Batch sizes, comma-separated.
+    /// Batch sizes, comma-separated, or `auto`: search the knee ([batch_search]).
     #[arg(long = "batch", alias = "batches", value_delimiter = ',')]
-    batch: Option<Vec<u32>>,
+    batch: Option<Vec<plan::BatchArg>>,
     /// Execution providers (ort): cpu, cuda, tensorrt, xnnpack, openvino, acl...
     #[arg(long, value_delimiter = ',')]
     ep: Option<Vec<String>>,
@@ -184,6 +189,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             edgebench::daemon::run_with(config.config, config.set)?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Collect(args) => {
+            edgebench::collect::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Import(args) => {
+            edgebench::fleet::import::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Probe { config, args } => {
             let cfg = load_config(&config)?;
             edgebench::telemetry::cli::probe_with(&args, &cfg.telemetry, &cfg.device)?;
@@ -256,10 +269,12 @@ impl RecordSink for ProgressBar {
 fn cmd_run(a: RunArgs) -> Result<ExitCode> {
     let cfg = load_config(&a.config)?;
     let zoo = Zoo::load(&cfg)?;
+    let (batches, batch_auto) = plan::parse_batch_arg(a.batch.as_deref())?;
     let req = SweepRequest {
         sweep: a.sweep.clone(),
         models: a.models.clone(),
-        batches: a.batch.clone(),
+        batches,
+        batch_auto,
         eps: a.ep.clone(),
         threads: a.threads.clone(),
         precisions: a.precision.clone(),
@@ -434,6 +449,7 @@ fn cmd_info(cfg: &Config, json: bool) -> Result<ExitCode> {
         info.insert("l4t".into(), l.clone().into());
     }
     info.insert("probes".into(), tele.probes_found().join(",").into());
+    info.extend(edgebench::telemetry::context::read(tele.root()).to_map());
     info.extend(edgebench::backend::ort::probe_info(cfg));
     info.extend(edgebench::backend::tflite::probe_info(cfg));
     if json {

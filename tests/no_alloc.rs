@@ -10,21 +10,33 @@ static A: counting_alloc::Counting = counting_alloc::Counting;
 
 #[test]
 fn ort_session_run_allocates_nothing_in_rust() {
+    timed_loop_allocates_nothing("tiny_cnn.onnx", vec![-1, 3, 32, 32], 1);
+}
+
+/// A fixed-batch model at batch 4 runs 4 calls per timed batch, still allocation-free.
+#[test]
+fn ort_sequential_run_allocates_nothing_in_rust() {
+    timed_loop_allocates_nothing("tiny_cnn_b1.onnx", vec![1, 3, 32, 32], 4);
+}
+
+fn timed_loop_allocates_nothing(model: &str, shape: Vec<i64>, calls: u32) {
     let mut cfg = edgebench::config::Config::default();
     cfg.onnxruntime.library = common::ort_lib().display().to_string();
     let backend = edgebench::backend::load("ort", &cfg).expect("load ONNX Runtime");
     let spec = edgebench::backend::SessionSpec {
-        model_path: common::fixture_models().join("tiny_cnn.onnx"),
+        model_path: common::fixture_models().join(model),
         input_name: "input".into(),
-        input_shape: vec![-1, 3, 32, 32],
+        input_shape: shape,
         input_dtype: "float32".into(),
         batch: 4,
         ep: "cpu".into(),
         precision: "fp32".into(),
         threads: 1,
         seed: 1,
+        ..Default::default()
     };
     let mut s = backend.open(&spec).expect("open session");
+    assert_eq!(s.batch_per_call() * calls, 4, "calls per batch");
     for _ in 0..5 {
         s.run().expect("warm-up");
     }

@@ -66,6 +66,10 @@ fn missing_or_wrong_library_is_a_clear_error() {
             panic!("expected a Library error")
         };
         assert!(e.contains("symbol TfLiteVersion missing"), "{e}");
+    } else if std::env::var_os("EDGEBENCH_REQUIRE_TFLITE").is_some() {
+        panic!(
+            "no libm.so.6 found to load as a non-TFLite library (EDGEBENCH_REQUIRE_TFLITE is set)"
+        );
     }
 }
 
@@ -81,6 +85,7 @@ fn blazeface_runs_and_outputs_follow_the_seed() {
         assert_eq!(s.input_shape(), vec![1, 128, 128, 3]);
         assert_eq!(s.ep_used(), "cpu");
         s.run().expect("invoke");
+        s.read_outputs().expect("read outputs");
         assert_eq!(s.output_count(), 2);
         (0..s.output_count())
             .map(|i| s.output(i).unwrap().to_vec())
@@ -110,7 +115,156 @@ fn blazeface_batch_is_resized_natively() {
     assert_eq!(extra(&s, "tflite_invokes_per_batch"), Some(1.into()));
     assert_eq!(extra(&s, "tflite_resize_error"), None);
     s.run().expect("invoke batch 4");
+    s.read_outputs().expect("read outputs");
     assert_eq!(s.output(0).unwrap().len(), 4 * 896 * 16 * 4);
+}
+
+/// The timed call only invokes: outputs are copied out by `read_outputs`, after the
+/// timed region, as ONNX Runtime's bound outputs need no copy at all.
+#[test]
+fn run_does_not_copy_outputs_read_outputs_does() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let mut s = b.open_session(&spec(&a.blazeface, "cpu", 1)).expect("open");
+    s.run().expect("invoke");
+    assert!(
+        s.output(0).unwrap().iter().all(|&x| x == 0),
+        "run() copied outputs inside the timed call"
+    );
+    s.read_outputs().expect("read outputs");
+    assert!(s.output(0).unwrap().iter().any(|&x| x != 0));
+}
+
+/// TFLite accepts resizing the first input, but the output comes from a second input
+/// that keeps its size: batch 2 "natively" would time one sample's work. Refused; the
+/// batch runs as 2 invokes and the record says why.
+#[test]
+fn resize_whose_outputs_do_not_grow_runs_sequentially() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_model(
+        dir.path(),
+        "fixed_out.tflite",
+        &tflite_model_io(
+            &[vec![1, 4], vec![3, 4], vec![3, 4]],
+            vec![0, 1],
+            vec![2],
+            vec![relu_op(1, 2)],
+        ),
+    );
+    let s = b.open_session(&spec(&m, "cpu", 2)).expect("open");
+    assert_eq!(s.batch_mode(), BatchMode::Sequential);
+    assert_eq!(extra(&s, "tflite_invokes_per_batch"), Some(2.into()));
+    let why = extra(&s, "tflite_resize_error").expect("refusal recorded");
+    assert!(
+        why.as_str().unwrap().contains("does not carry the batch"),
+        "{why}"
+    );
+}
+
+/// The batch comes from the model's dims signature: `[1, 8]` (fixed at export) is not
+/// resized even though TFLite would accept it; `[-1, 8]` (dynamic) is.
+#[test]
+fn dims_signature_decides_whether_the_batch_is_resized() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let model = |name: &str, sig: i32| {
+        write_model(
+            dir.path(),
+            name,
+            &tflite_model_sig(
+                &[vec![1, 8], vec![1, 8]],
+                &[vec![sig, 8], vec![sig, 8]],
+                vec![0],
+                vec![1],
+                vec![relu_op(0, 1)],
+            ),
+        )
+    };
+    let fixed = b
+        .open_session(&spec(&model("fixed.tflite", 1), "cpu", 4))
+        .expect("open fixed");
+    assert_eq!(fixed.batch_mode(), BatchMode::Sequential);
+    assert_eq!(fixed.batch_per_call(), 1);
+    assert_eq!(
+        extra(&fixed, "tflite_batch_signature"),
+        Some("fixed".into())
+    );
+    let why = extra(&fixed, "tflite_resize_error").unwrap();
+    assert!(why.as_str().unwrap().contains("shape_signature"), "{why}");
+    let dynamic = b
+        .open_session(&spec(&model("dynamic.tflite", -1), "cpu", 4))
+        .expect("open dynamic");
+    assert_eq!(dynamic.batch_mode(), BatchMode::Native);
+    assert_eq!(dynamic.input_shape(), vec![4, 8]);
+    assert_eq!(dynamic.batch_per_call(), 4);
+    assert_eq!(
+        extra(&dynamic, "tflite_batch_signature"),
+        Some("dynamic".into())
+    );
+    // No signature (older converters): resized when TFLite accepts it, as before.
+    let plain = b
+        .open_session(&spec(
+            &write_model(
+                dir.path(),
+                "plain.tflite",
+                &tflite_model(&[1, 8], 2, vec![relu_op(0, 1)]),
+            ),
+            "cpu",
+            4,
+        ))
+        .expect("open plain");
+    assert_eq!(plain.batch_mode(), BatchMode::Native);
+    assert_eq!(
+        extra(&plain, "tflite_batch_signature"),
+        Some("absent".into())
+    );
+}
+
+/// `[protocol] fixed_batch = "fail"`: a fixed-batch model that refuses the resize
+/// fails instead of running sequential invokes.
+#[test]
+fn mnist_fixed_batch_fail_is_refused() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let mut sp = spec(&a.mnist, "cpu", 3);
+    sp.fixed_batch = edgebench::backend::FixedBatch::Fail;
+    let Err(BackendError::Failed(e)) = b.open_session(&sp) else {
+        panic!("batch 3 of a fixed batch-1 model must fail with fixed_batch = fail")
+    };
+    assert!(e.contains("fixed to 1") && e.contains("fixed_batch"), "{e}");
+    // Its own batch still runs.
+    sp.batch = 1;
+    b.open_session(&sp).expect("batch 1");
+}
+
+/// A batch whose buffers do not fit in MemAvailable (under the injected root) is
+/// refused before TFLite allocates.
+#[test]
+fn batch_beyond_available_memory_is_refused() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("proc")).unwrap();
+    std::fs::write(
+        root.path().join("proc/meminfo"),
+        "MemAvailable: 4096 kB
+",
+    )
+    .unwrap();
+    let mut sp = spec(&a.blazeface, "cpu", 64);
+    sp.mem_root = Some(root.path().to_path_buf());
+    let Err(BackendError::Failed(e)) = b.open_session(&sp) else {
+        panic!("64 x 196 KiB of BlazeFace input must not fit in 4 MiB")
+    };
+    assert!(
+        e.contains("out of memory") && e.contains("MemAvailable 4 MiB"),
+        "{e}"
+    );
+    sp.batch = 1;
+    b.open_session(&sp).expect("batch 1 fits");
 }
 
 #[test]
@@ -137,6 +291,7 @@ fn mnist_predicts_the_digits() {
     for (digit, image) in digits.chunks_exact(28 * 28).enumerate() {
         s.set_input(0, image).unwrap();
         s.run().unwrap();
+        s.read_outputs().unwrap();
         let scores = s.output(0).unwrap();
         let best = (0..scores.len()).max_by_key(|&i| scores[i]).unwrap();
         assert_eq!(best, digit, "scores {scores:?}");

@@ -10,9 +10,17 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod batch;
 pub mod edgetpu;
+pub mod loader;
+pub mod memory;
 pub mod ort;
+pub mod ort_nodes;
+pub mod precision;
 pub mod tflite;
+pub mod types;
+
+pub use batch::{plan_batch, BatchPlan, FixedBatch};
 
 /// How a session realises batch N.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -34,7 +42,7 @@ impl BatchMode {
 }
 
 /// Everything needed to open one session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionSpec {
     pub model_path: PathBuf,
     /// Model input name and shape from the manifest; `-1` marks the batch axis.
@@ -44,11 +52,21 @@ pub struct SessionSpec {
     pub batch: u32,
     /// Execution provider (ort) or delegate (tflite); `cpu` for none.
     pub ep: String,
+    /// Effective precision ([`precision::resolve`]): what the model file and the
+    /// runtime flags below make the run compute in.
     pub precision: String,
+    /// TensorRT reduced-precision flags for this run (ignored by other providers).
+    pub trt_fp16: bool,
+    pub trt_int8: bool,
     /// Intra-op threads (0: runtime default).
     pub threads: u32,
     /// Seed of the generated input data.
     pub seed: u64,
+    /// What to do when the model's batch axis is fixed to another size than `batch`.
+    pub fixed_batch: FixedBatch,
+    /// Root under which `/proc/meminfo` is read to refuse a batch whose buffers do not
+    /// fit in available memory before allocating them. None: no check (tests).
+    pub mem_root: Option<PathBuf>,
 }
 
 /// Why a session could not be opened or run. The runner turns it into a failed record.
@@ -83,6 +101,14 @@ pub trait Backend {
 /// One configured model instance, ready to be timed.
 pub trait Session {
     fn batch_mode(&self) -> BatchMode;
+    /// Samples per runtime call: `batch` when native, the model's fixed batch when
+    /// sequential (`batch / batch_per_call` calls per timed batch).
+    fn batch_per_call(&self) -> u32 {
+        self.input_shape()
+            .first()
+            .and_then(|&b| u32::try_from(b).ok())
+            .unwrap_or(1)
+    }
     /// The provider or delegate actually used (may differ from the request when
     /// fall-back is allowed).
     fn ep_used(&self) -> String;
@@ -97,9 +123,22 @@ pub trait Session {
     fn first_run_ms(&self) -> Option<f64> {
         None
     }
-    /// One batch: one call (native) or `batch` calls (sequential). Must not allocate
-    /// beyond what the runtime itself does.
+    /// One batch: one call (native) or `batch / batch_per_call` calls (sequential).
+    /// Must not allocate beyond what the runtime itself does, and does not copy outputs
+    /// out (see [`Session::read_outputs`]).
     fn run(&mut self) -> Result<(), BackendError>;
+    /// Host-to-device and device-to-host copy times (ms) measured apart from the timed
+    /// call, when inputs and outputs live in device memory (`[onnxruntime] io =
+    /// "device"`), after [`Session::read_outputs`].
+    fn copy_ms(&self) -> Option<(f64, f64)> {
+        None
+    }
+    /// Copies the outputs of the last run to host buffers, outside the timed region
+    /// (TFLite copies out of its arena; ONNX Runtime already wrote into the bound
+    /// host buffers). Checks every copy's return code.
+    fn read_outputs(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// Loads a backend by name (`ort`, `tflite`).
@@ -115,47 +154,31 @@ pub fn load(name: &str, cfg: &crate::config::Config) -> Result<Box<dyn Backend>,
 
 /// Seeded input data: uniform in [-1, 1) for floats, full range for integer types.
 pub fn seeded_f32(len: usize, seed: u64) -> Vec<f32> {
+    seeded_f32_iter(seed).take(len).collect()
+}
+
+/// The endless sequence [`seeded_f32`] takes from (callers allocate fallibly).
+pub fn seeded_f32_iter(seed: u64) -> impl Iterator<Item = f32> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+    std::iter::repeat_with(move || rng.gen_range(-1.0f32..1.0))
 }
 
 /// Seeded bytes, for uint8 / int8 inputs.
 pub fn seeded_u8(len: usize, seed: u64) -> Vec<u8> {
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.gen()).collect()
+    seeded_u8_iter(seed).take(len).collect()
 }
 
-/// Resolves `-1` (batch axis) in a manifest shape to `batch`. Other negative
-/// (symbolic) axes are errors: the manifest must give concrete sizes.
-pub fn resolve_shape(shape: &[i64], batch: u32) -> Result<Vec<i64>, BackendError> {
-    shape
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| match d {
-            -1 if i == 0 => Ok(batch as i64),
-            d if d > 0 => Ok(d),
-            d => Err(BackendError::Failed(format!(
-                "input shape {shape:?} has axis {i} of size {d}; only the first (batch) axis may be -1"
-            ))),
-        })
-        .collect()
+/// The endless sequence [`seeded_u8`] takes from.
+pub fn seeded_u8_iter(seed: u64) -> impl Iterator<Item = u8> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    std::iter::repeat_with(move || rng.gen())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shapes_resolve_batch_axis_only() {
-        assert_eq!(
-            resolve_shape(&[-1, 3, 224, 224], 8).unwrap(),
-            vec![8, 3, 224, 224]
-        );
-        assert!(resolve_shape(&[1, -1, 4], 8).is_err());
-        assert_eq!(resolve_shape(&[1, 3], 8).unwrap(), vec![1, 3]);
-    }
 
     #[test]
     fn seeded_inputs_repeat() {

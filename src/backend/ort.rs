@@ -14,14 +14,16 @@ use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::ep;
-use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session as OrtSession};
 use ort::value::{DynTensor, Tensor, ValueType};
 use ort::AsPointer;
 
+use super::memory::{check_fits, shape_bytes, try_collect};
 use super::{
-    resolve_shape, seeded_f32, seeded_u8, Backend, BackendError, BatchMode, Session, SessionSpec,
+    plan_batch, seeded_f32_iter, seeded_u8_iter, Backend, BackendError, BatchMode, BatchPlan,
+    Session, SessionSpec,
 };
 use crate::config::Config;
 
@@ -100,6 +102,34 @@ pub fn library_candidates(cfg: &Config) -> Vec<(String, PathBuf)> {
         c.push(("project-local copy".into(), p));
     }
     c
+}
+
+/// ONNX Runtime session option: fail session creation when a node would be assigned
+/// to the CPU provider although another provider was registered.
+pub const DISABLE_CPU_EP_FALLBACK: &str = "session.disable_cpu_ep_fallback";
+
+/// Bytes of the input (`shape`, `elem` bytes each) plus the outputs the session
+/// declares, their dynamic axes taken as `per_call` (batch) or 1: what `open` allocates
+/// for one call, checked against available memory before allocating it. Saturates.
+fn buffer_bytes(session: &OrtSession, shape: &[i64], elem: usize, per_call: u32) -> u64 {
+    let mut total = shape_bytes(shape, elem).unwrap_or(u64::MAX);
+    for o in session.outputs() {
+        let ValueType::Tensor { ty, shape: os, .. } = o.dtype() else {
+            continue;
+        };
+        let dims: Vec<i64> = os
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| match (i, d) {
+                (_, d) if d > 0 => d,
+                (0, _) => i64::from(per_call),
+                _ => 1,
+            })
+            .collect();
+        let e = ty.byte_size(1).unwrap_or(4);
+        total = total.saturating_add(shape_bytes(&dims, e).unwrap_or(u64::MAX));
+    }
+    total
 }
 
 struct Loaded {
@@ -243,6 +273,16 @@ impl OrtBackend {
         &self.loaded.path
     }
 
+    /// GPU of the provider in use (io = device allocates there).
+    fn device_id(&self, ep_used: &str) -> i32 {
+        let id = if ep_used == "tensorrt" {
+            self.cfg.tensorrt.device_id
+        } else {
+            self.cfg.cuda.device_id
+        };
+        i32::try_from(id).unwrap_or(0)
+    }
+
     fn trt_cache_dir(&self) -> PathBuf {
         if !self.cfg.tensorrt.engine_cache_dir.is_empty() {
             PathBuf::from(&self.cfg.tensorrt.engine_cache_dir)
@@ -255,7 +295,7 @@ impl OrtBackend {
     fn dispatch(
         &self,
         short: &str,
-        precision: &str,
+        spec: &SessionSpec,
     ) -> Result<Vec<ep::ExecutionProviderDispatch>, BackendError> {
         let c = &self.cfg;
         let algo = match c.cuda.cudnn_conv_algo_search.as_str() {
@@ -276,8 +316,8 @@ impl OrtBackend {
                 let cache = self.trt_cache_dir();
                 let mut trt = ep::TensorRT::default()
                     .with_device_id(c.tensorrt.device_id as i32)
-                    .with_fp16(c.tensorrt.fp16 || precision == "fp16")
-                    .with_int8(c.tensorrt.int8 || precision == "int8")
+                    .with_fp16(spec.trt_fp16)
+                    .with_int8(spec.trt_int8)
                     .with_max_workspace_size((c.tensorrt.workspace_mb * 1024 * 1024) as usize)
                     .with_engine_cache(true)
                     .with_engine_cache_path(cache.display())
@@ -388,7 +428,23 @@ impl Backend for OrtBackend {
                 )
                 .map_err(|e| fail("thread affinity", &e))?;
         }
-        let eps = self.dispatch(&ep_used, &spec.precision)?;
+        // An accelerator run whose unsupported nodes would silently run on the CPU is
+        // refused (session creation fails) unless partial fall-back is allowed.
+        let refuse_cpu_nodes = ep_used != "cpu" && !self.cfg.onnxruntime.allow_partial_fallback;
+        if refuse_cpu_nodes {
+            b = b
+                .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
+                .map_err(|e| fail("disable CPU fall-back", &e))?;
+        }
+        let record_nodes = super::ort_nodes::supported(&self.loaded.path, &self.loaded.version);
+        if record_nodes {
+            b = b
+                .with_config_entry(super::ort_nodes::RECORD_KEY, "1")
+                .map_err(|e| fail("record node assignment", &e))?;
+        }
+        let io = Io::parse(&self.cfg.onnxruntime.io).map_err(BackendError::Failed)?;
+        check_io(io, &ep_used, fallback_reason.as_deref())?;
+        let eps = self.dispatch(&ep_used, spec)?;
         if !eps.is_empty() {
             if ep_used == "tensorrt" {
                 std::fs::create_dir_all(self.trt_cache_dir()).map_err(|e| {
@@ -405,15 +461,20 @@ impl Backend for OrtBackend {
             })?;
         }
         let mut session = b.commit_from_file(&spec.model_path).map_err(|e| {
+            let hint = if refuse_cpu_nodes {
+                format!(
+                    " (CPU fall-back of nodes `{ep_used}` cannot run is refused;                      [onnxruntime] allow_partial_fallback = true permits and records it)"
+                )
+            } else {
+                String::new()
+            };
             fail(
-                &format!("cannot load model {}", spec.model_path.display()),
+                &format!("cannot load model {}{hint}", spec.model_path.display()),
                 &e,
             )
         })?;
 
-        // Input, generated once from the seed.
-        let shape = resolve_shape(&spec.input_shape, spec.batch)?;
-        let len: usize = shape.iter().product::<i64>() as usize;
+        // Input, generated once from the seed, with the shape the session reports.
         let input_name = if spec.input_name.is_empty() {
             session
                 .inputs()
@@ -423,30 +484,108 @@ impl Backend for OrtBackend {
         } else {
             spec.input_name.clone()
         };
+        let model_shape: Vec<i64> = session
+            .inputs()
+            .iter()
+            .find(|i| i.name() == input_name)
+            .ok_or_else(|| {
+                BackendError::Failed(format!(
+                    "model {} has no input `{input_name}` (inputs: {})",
+                    spec.model_path.display(),
+                    session
+                        .inputs()
+                        .iter()
+                        .map(|i| i.name().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let what = format!(
+            "model {} input `{input_name}` batch {}",
+            spec.model_path.display(),
+            spec.batch
+        );
+        let plan = plan_batch(
+            &model_shape,
+            &spec.input_shape,
+            spec.batch,
+            spec.fixed_batch,
+            &what,
+        )?;
+        let shape = plan.shape.clone();
+        let elem = match spec.input_dtype.as_str() {
+            "uint8" => 1,
+            _ => 4,
+        };
+        if let Some(root) = &spec.mem_root {
+            let needed = buffer_bytes(&session, &shape, elem, plan.per_call);
+            check_fits(root, needed, &what)?;
+        }
+        let len = usize::try_from(
+            shape_bytes(&shape, 1)
+                .ok_or_else(|| BackendError::Failed(format!("{what}: input size overflows")))?,
+        )
+        .map_err(|_| BackendError::Failed(format!("{what}: input too large")))?;
         let mut binding = session
             .create_binding()
             .map_err(|e| fail("IoBinding", &e))?;
-        match spec.input_dtype.as_str() {
+        let host_input: DynTensor = match spec.input_dtype.as_str() {
             "float32" | "" => {
-                let t = Tensor::from_array((shape.clone(), seeded_f32(len, spec.seed)))
-                    .map_err(|e| fail("input tensor", &e))?;
-                binding
-                    .bind_input(&input_name, &t)
-                    .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
+                let data = try_collect(len, seeded_f32_iter(spec.seed), "input")?;
+                Tensor::from_array((shape.clone(), data))
+                    .map_err(|e| fail("input tensor", &e))?
+                    .upcast()
             }
             "uint8" => {
-                let t = Tensor::from_array((shape.clone(), seeded_u8(len, spec.seed)))
-                    .map_err(|e| fail("input tensor", &e))?;
-                binding
-                    .bind_input(&input_name, &t)
-                    .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
+                let data = try_collect(len, seeded_u8_iter(spec.seed), "input")?;
+                Tensor::from_array((shape.clone(), data))
+                    .map_err(|e| fail("input tensor", &e))?
+                    .upcast()
             }
             other => {
                 return Err(BackendError::Failed(format!(
                     "input dtype `{other}` is not supported"
                 )))
             }
-        }
+        };
+        // io = device: the input lives in CUDA memory, copied there once before timing.
+        let mut device = match io {
+            Io::Host => None,
+            Io::Device => {
+                let mem = MemoryInfo::new(
+                    AllocationDevice::CUDA,
+                    self.device_id(&ep_used),
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )
+                .map_err(|e| fail("CUDA memory info", &e))?;
+                let allocator = Allocator::new(&session, mem.clone())
+                    .map_err(|e| fail("CUDA allocator (io = device)", &e))?;
+                let ValueType::Tensor { ty, .. } = host_input.dtype() else {
+                    return Err(BackendError::Failed("input is not a tensor".into()));
+                };
+                let mut input = DynTensor::new(&allocator, *ty, shape.clone())
+                    .map_err(|e| fail("allocate the device input", &e))?;
+                host_input
+                    .copy_into(&mut input)
+                    .map_err(|e| fail("copy the input to the device", &e))?;
+                Some(DeviceIo {
+                    mem,
+                    input,
+                    outputs: Vec::new(),
+                    host_outputs: Vec::new(),
+                    allocator,
+                })
+            }
+        };
+        let bound = device.as_ref().map_or(&host_input, |d| &d.input);
+        binding
+            .bind_input(&input_name, bound)
+            .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
 
         // First run lets ONNX Runtime allocate the outputs; then we allocate our own of
         // the same shapes and bind them, so timed runs write into them.
@@ -463,17 +602,25 @@ impl Backend for OrtBackend {
             .map(|o| o.name().to_string())
             .collect();
         for name in &output_names {
+            let mem = device.as_ref().map_or(&cpu, |d| &d.mem);
             binding
-                .bind_output_to_device(name, &cpu)
+                .bind_output_to_device(name, mem)
                 .map_err(|e| fail("bind output", &e))?;
         }
         let first_ms;
         let mut shapes = Vec::new();
         let first = std::time::Instant::now();
         {
-            let outs = session
+            let mut outs = session
                 .run_binding(&binding)
                 .map_err(|e| fail("first inference", &e))?;
+            // The first batch makes all its calls, as a timed one does.
+            for _ in 1..plan.calls {
+                drop(outs);
+                outs = session
+                    .run_binding(&binding)
+                    .map_err(|e| fail("first inference", &e))?;
+            }
             first_ms = first.elapsed().as_secs_f64() * 1e3;
             for name in &output_names {
                 let v = outs
@@ -494,9 +641,22 @@ impl Backend for OrtBackend {
         for (name, ty, shape) in &shapes {
             let t = DynTensor::new(session.allocator(), *ty, shape.clone())
                 .map_err(|e| fail(&format!("allocate output `{name}`"), &e))?;
-            binding
-                .bind_output(name, t)
-                .map_err(|e| fail(&format!("bind output `{name}`"), &e))?;
+            match device.as_mut() {
+                None => binding
+                    .bind_output(name, t)
+                    .map_err(|e| fail(&format!("bind output `{name}`"), &e))?,
+                Some(d) => {
+                    // Outputs stay in device memory; `t` is their host copy, made
+                    // (and timed as d2h) after the timed region.
+                    let mut on_device = DynTensor::new(&d.allocator, *ty, shape.clone())
+                        .map_err(|e| fail(&format!("allocate device output `{name}`"), &e))?;
+                    binding
+                        .bind_output(name, &mut on_device)
+                        .map_err(|e| fail(&format!("bind output `{name}`"), &e))?;
+                    d.outputs.push(on_device);
+                    d.host_outputs.push(t);
+                }
+            }
         }
         let c = &self.cfg;
         let mut options = vec![
@@ -528,14 +688,8 @@ impl Backend for OrtBackend {
                 ));
             }
             "tensorrt" => {
-                options.push((
-                    "trt_fp16".into(),
-                    serde_json::json!(c.tensorrt.fp16 || spec.precision == "fp16"),
-                ));
-                options.push((
-                    "trt_int8".into(),
-                    serde_json::json!(c.tensorrt.int8 || spec.precision == "int8"),
-                ));
+                options.push(("trt_fp16".into(), serde_json::json!(spec.trt_fp16)));
+                options.push(("trt_int8".into(), serde_json::json!(spec.trt_int8)));
                 options.push((
                     "trt_engine_cache".into(),
                     serde_json::json!(self.trt_cache_dir().display().to_string()),
@@ -548,24 +702,147 @@ impl Backend for OrtBackend {
             "acl" => options.push(("acl_fast_math".into(), serde_json::json!(c.acl.fast_math))),
             _ => {}
         }
+        if ep_used != "cpu" {
+            options.push((
+                "ort_cpu_fallback".into(),
+                serde_json::json!(if refuse_cpu_nodes {
+                    "refused"
+                } else {
+                    "allowed"
+                }),
+            ));
+        }
+        options.push(("io".into(), serde_json::json!(io.as_str())));
+        // Where the nodes run (ONNX Runtime 1.24+): how much of an accelerator run
+        // is on the CPU, as counted by the runtime itself.
+        if let Some(by_ep) = record_nodes
+            .then(|| {
+                super::ort_nodes::nodes_by_provider(
+                    &self.loaded.path,
+                    &self.loaded.version,
+                    &session,
+                )
+            })
+            .flatten()
+        {
+            let total: usize = by_ep.iter().map(|(_, n)| n).sum();
+            let cpu: usize = by_ep
+                .iter()
+                .filter(|(ep, _)| ep == "CPUExecutionProvider")
+                .map(|(_, n)| n)
+                .sum();
+            let list: Vec<String> = by_ep
+                .iter()
+                .map(|(ep, n)| format!("{}:{n}", short_name(ep)))
+                .collect();
+            options.push(("ort_nodes".into(), serde_json::json!(total)));
+            options.push(("ort_nodes_cpu".into(), serde_json::json!(cpu)));
+            options.push((
+                "ort_node_providers".into(),
+                serde_json::json!(list.join(",")),
+            ));
+        }
+        // What the timed call copies between host and device besides inference: with
+        // io = host on an accelerator, ONNX Runtime copies the outputs back to the
+        // bound host buffers in every run (the input was copied once, when bound).
+        let timed_copies = match (io, ep_used.as_str()) {
+            (Io::Host, "cuda" | "tensorrt") => "d2h",
+            _ => "none",
+        };
+        options.push(("io_timed_copies".into(), serde_json::json!(timed_copies)));
         Ok(Box::new(OrtRun {
-            session,
             binding,
+            device,
+            host_input,
+            copy_ms: None,
+            session,
             ep_used,
             fallback_reason,
-            shape,
+            plan,
             first_ms,
             options,
         }))
     }
 }
 
+/// `[onnxruntime] io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// Inputs and outputs bound in host memory (default).
+    Host,
+    /// Inputs and outputs bound in CUDA device memory; copies timed separately.
+    Device,
+}
+
+impl Io {
+    /// Parses the config value; the error lists the accepted ones.
+    pub fn parse(s: &str) -> Result<Io, String> {
+        match s {
+            "host" => Ok(Io::Host),
+            "device" => Ok(Io::Device),
+            other => Err(format!(
+                "onnxruntime.io `{other}` is not one of: \"host\", \"device\""
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Io::Host => "host",
+            Io::Device => "device",
+        }
+    }
+}
+
+/// Whether `io` can run on `ep_used`: device memory needs CUDA (cuda, tensorrt).
+pub fn check_io(io: Io, ep_used: &str, fallback: Option<&str>) -> Result<(), BackendError> {
+    if io == Io::Device && !matches!(ep_used, "cuda" | "tensorrt") {
+        return Err(BackendError::Unsupported(format!(
+            "[onnxruntime] io = \"device\" binds inputs and outputs to CUDA device memory and needs ep = cuda \
+             or tensorrt with the CUDA provider present; this run uses `{ep_used}`{}",
+            fallback
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Device-resident inputs and outputs (io = device) and their host copies.
+struct DeviceIo {
+    mem: MemoryInfo<'static>,
+    input: DynTensor,
+    outputs: Vec<DynTensor>,
+    host_outputs: Vec<DynTensor>,
+    /// Last: the tensors above were allocated from it.
+    allocator: Allocator,
+}
+
+/// Median of a few timed repetitions of `f` (ms).
+fn median_ms(
+    reps: usize,
+    mut f: impl FnMut() -> Result<(), BackendError>,
+) -> Result<f64, BackendError> {
+    let mut v = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = std::time::Instant::now();
+        f()?;
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
 struct OrtRun {
-    session: OrtSession,
     binding: IoBinding,
+    device: Option<DeviceIo>,
+    host_input: DynTensor,
+    /// (h2d, d2h) ms measured after the timed region (io = device).
+    copy_ms: Option<(f64, f64)>,
+    session: OrtSession,
     ep_used: String,
     fallback_reason: Option<String>,
-    shape: Vec<i64>,
+    plan: BatchPlan,
     first_ms: f64,
     /// Session and provider options, recorded flat in the result.
     options: Vec<(String, serde_json::Value)>,
@@ -573,17 +850,49 @@ struct OrtRun {
 
 impl Session for OrtRun {
     fn batch_mode(&self) -> BatchMode {
-        BatchMode::Native
+        self.plan.mode
+    }
+    fn batch_per_call(&self) -> u32 {
+        self.plan.per_call
     }
     fn ep_used(&self) -> String {
         self.ep_used.clone()
     }
     fn input_shape(&self) -> Vec<i64> {
-        self.shape.clone()
+        self.plan.shape.clone()
     }
     fn first_run_ms(&self) -> Option<f64> {
         Some(self.first_ms)
     }
+    fn copy_ms(&self) -> Option<(f64, f64)> {
+        self.copy_ms
+    }
+
+    /// io = device: copies the outputs to host and times both directions (median of
+    /// 5), as trtexec reports H2D / D2H apart from compute.
+    fn read_outputs(&mut self) -> Result<(), BackendError> {
+        let Some(d) = self.device.as_mut() else {
+            return Ok(());
+        };
+        let failed = |what: &str, e: ort::Error| BackendError::Failed(format!("{what}: {e}"));
+        let host_input = &self.host_input;
+        let h2d = median_ms(5, || {
+            host_input
+                .copy_into(&mut d.input)
+                .map_err(|e| failed("host-to-device copy", e))
+        })?;
+        let (outs, hosts) = (&d.outputs, &mut d.host_outputs);
+        let d2h = median_ms(5, || {
+            for (o, h) in outs.iter().zip(hosts.iter_mut()) {
+                o.copy_into(&mut *h)
+                    .map_err(|e| failed("device-to-host copy", e))?;
+            }
+            Ok(())
+        })?;
+        self.copy_ms = Some((h2d, d2h));
+        Ok(())
+    }
+
     fn extra_fields(&self) -> Vec<(String, serde_json::Value)> {
         let mut v = self.options.clone();
         if let Some(r) = &self.fallback_reason {
@@ -598,22 +907,24 @@ impl Session for OrtRun {
     #[inline]
     fn run(&mut self) -> Result<(), BackendError> {
         let api = ort::api();
-        // SAFETY: session and binding are alive and were created together; the bound
-        // input and outputs are owned by the binding. No allocation happens here.
-        let status = unsafe {
-            (api.RunWithBinding)(
-                self.session.ptr().cast_mut(),
-                std::ptr::null(),
-                self.binding.ptr(),
-            )
-        };
-        if status.0.is_null() {
-            Ok(())
-        } else {
-            Err(BackendError::Failed(
-                check_status(status).err().unwrap_or_default(),
-            ))
+        for _ in 0..self.plan.calls {
+            // SAFETY: session and binding are alive and were created together; the
+            // bound input and outputs are owned by the binding. No allocation happens
+            // here.
+            let status = unsafe {
+                (api.RunWithBinding)(
+                    self.session.ptr().cast_mut(),
+                    std::ptr::null(),
+                    self.binding.ptr(),
+                )
+            };
+            if !status.0.is_null() {
+                return Err(BackendError::Failed(
+                    check_status(status).err().unwrap_or_default(),
+                ));
+            }
         }
+        Ok(())
     }
 }
 
@@ -628,6 +939,37 @@ mod tests {
             assert_eq!(short_name(id), *s);
         }
         assert_eq!(short_name("FooExecutionProvider"), "foo");
+    }
+
+    /// The key is one ONNX Runtime knows: with only the CPU provider and fall-back to it
+    /// disabled, session creation fails (a misspelt key would be silently ignored).
+    #[test]
+    fn disable_cpu_ep_fallback_is_honoured_by_onnxruntime() {
+        let mut cfg = Config::default();
+        cfg.onnxruntime.library = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.deps/onnxruntime/lib/libonnxruntime.so"
+        )
+        .into();
+        let b = OrtBackend::load(&cfg).expect("ONNX Runtime from make deps");
+        let model = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/models/tiny_cnn.onnx"
+        );
+        let Err(e) = OrtSession::builder(&b.loaded.env)
+            .unwrap()
+            .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
+            .unwrap()
+            .commit_from_file(model)
+        else {
+            panic!("a CPU-only session with CPU fall-back disabled must fail")
+        };
+        let e = e.to_string();
+        assert!(e.to_lowercase().contains("fallback"), "{e}");
+        OrtSession::builder(&b.loaded.env)
+            .unwrap()
+            .commit_from_file(model)
+            .expect("without the key the same session opens");
     }
 
     #[test]

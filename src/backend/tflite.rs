@@ -3,7 +3,8 @@
 //!
 //! Per session: model from file, interpreter options (threads, error reporter, delegate),
 //! interpreter, input batch resolved, inputs filled from seeded data, output buffers
-//! allocated. [`Session::run`] only invokes and copies the outputs out.
+//! allocated. [`Session::run`] only invokes; [`Session::read_outputs`] copies the
+//! outputs out after the timed region (as ONNX Runtime's bound outputs need no copy).
 //!
 //! Batch: TFLite models usually have a fixed batch. Batch N runs natively (one invoke)
 //! when the model's batch already is N or its input can be resized to N (resize +
@@ -15,14 +16,19 @@
 //! graph ([`model::summarize`]); libedgetpu itself reports nothing about it.
 
 use std::ffi::{c_void, CString};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use super::edgetpu::{DeviceSelector, EdgeTpuDelegate, EdgeTpuLib};
-use super::{seeded_f32, seeded_u8, Backend, BackendError, BatchMode, Session, SessionSpec};
+use super::edgetpu::{EdgeTpuDelegate, EdgeTpuLib};
+use super::loader::{library_candidates, open_first};
+use super::memory::{check_fits, try_collect};
+use super::types::DeviceSelector;
+use super::{
+    seeded_f32, seeded_u8, Backend, BackendError, BatchMode, FixedBatch, Session, SessionSpec,
+};
 use crate::config::Config;
 
 pub mod capi;
@@ -38,56 +44,6 @@ use model::GraphSummary;
 pub const LIBRARY: &str = "libtensorflowlite_c.so";
 /// Project-local development copy (see `scripts/fetch-tflite.sh`), under the current dir.
 pub const LOCAL_COPY: &str = ".deps/tflite/libtensorflowlite_c.so";
-
-/// Debian multiarch directory of this target.
-const MULTIARCH: &str = if cfg!(target_arch = "x86_64") {
-    "/usr/lib/x86_64-linux-gnu"
-} else if cfg!(target_arch = "aarch64") {
-    "/usr/lib/aarch64-linux-gnu"
-} else if cfg!(target_arch = "arm") {
-    "/usr/lib/arm-linux-gnueabihf"
-} else {
-    "/usr/lib"
-};
-
-/// Where a runtime library is looked for, in order: `configured` alone when set; else
-/// `/usr/lib`, the multiarch dir, `/usr/local/lib`, `/usr/lib64`, the dynamic loader's
-/// own search for `file` (LD_LIBRARY_PATH, ld.so.cache), then `local`.
-pub fn library_candidates(configured: &str, file: &str, local: Option<PathBuf>) -> Vec<PathBuf> {
-    if !configured.is_empty() {
-        return vec![PathBuf::from(configured)];
-    }
-    let mut v: Vec<PathBuf> = ["/usr/lib", MULTIARCH, "/usr/local/lib", "/usr/lib64"]
-        .iter()
-        .map(|d| Path::new(d).join(file))
-        .collect();
-    v.dedup();
-    v.push(PathBuf::from(file));
-    v.extend(local);
-    v
-}
-
-/// Opens the first candidate that loads. The error lists every place looked and why
-/// each failed.
-pub fn open_first<T>(
-    candidates: &[PathBuf],
-    open: impl Fn(&Path) -> Result<T, String>,
-) -> Result<T, String> {
-    let mut looked = Vec::new();
-    for c in candidates {
-        let bare = c.components().count() == 1 && !c.is_absolute();
-        if !bare && !c.exists() {
-            looked.push(format!("{} (not found)", c.display()));
-            continue;
-        }
-        match open(c) {
-            Ok(t) => return Ok(t),
-            Err(e) if bare => looked.push(format!("the loader's search for {} ({e})", c.display())),
-            Err(e) => looked.push(format!("{} ({e})", c.display())),
-        }
-    }
-    Err(looked.join("; "))
-}
 
 /// A loaded TensorFlow Lite runtime.
 pub struct TfliteBackend {
@@ -269,6 +225,14 @@ fn extra_fields(
             }),
         ),
         ("tflite_invokes_per_batch".into(), json!(s.invokes)),
+        (
+            "tflite_batch_signature".into(),
+            json!(match graph.input_batch_signature {
+                Some(b) if b < 0 => "dynamic",
+                Some(_) => "fixed",
+                None => "absent",
+            }),
+        ),
         ("tflite_ops".into(), json!(graph.ops)),
         (
             "edgetpu_compiled".into(),
@@ -390,9 +354,37 @@ impl TfliteSession {
             .collect();
         let model_batch = original[0].first().copied().filter(|&b| b > 0).unwrap_or(1);
         let want = i64::from(spec.batch.max(1));
+        if let Some(root) = &spec.mem_root {
+            // Inputs and outputs at the model's batch, scaled to the one asked for:
+            // refused before TFLite allocates its arena at that size.
+            let n_out = (api.get_output_tensor_count)(self.interpreter);
+            let at_model: u64 = (0..n_in)
+                .map(|i| tensor_bytes(&api, (api.get_input_tensor)(self.interpreter, i)))
+                .chain(
+                    (0..n_out.max(0))
+                        .map(|i| tensor_bytes(&api, (api.get_output_tensor)(self.interpreter, i))),
+                )
+                .fold(0u64, u64::saturating_add);
+            let needed = (at_model / model_batch.max(1) as u64).saturating_mul(want as u64);
+            check_fits(root, needed, &format!("model {shown} batch {want}"))?;
+        }
 
+        // Output sizes at the model's batch, before any resize.
+        let n_out = (api.get_output_tensor_count)(self.interpreter).max(0);
+        let out_bytes: Vec<u64> = (0..n_out)
+            .map(|i| tensor_bytes(&api, (api.get_output_tensor)(self.interpreter, i)))
+            .collect();
         let mut resized = false;
-        if want != model_batch && !graph.edgetpu_compiled() {
+        // A shape_signature with a positive batch says the batch was fixed at export:
+        // such a model is not resized (sequential invokes, or a refusal).
+        let signature_fixed = graph.input_batch_signature.is_some_and(|b| b > 0);
+        if want != model_batch && signature_fixed {
+            self.resize_error = Some(format!(
+                "the input's shape_signature fixes the batch at {}",
+                graph.input_batch_signature.unwrap_or(0)
+            ));
+        }
+        if want != model_batch && !graph.edgetpu_compiled() && !signature_fixed {
             match self.resize(&original, model_batch, want) {
                 Ok(()) => resized = true,
                 Err(e) => {
@@ -402,15 +394,23 @@ impl TfliteSession {
             }
         }
         if !resized {
-            self.sequential(&shown, model_batch, want)?;
+            self.sequential(&shown, model_batch, want, spec.fixed_batch)?;
         }
         self.prepare_io(spec)?;
-        match self.first_run() {
+        let first = self.first_run().and_then(|()| {
+            if resized {
+                self.outputs_follow(&out_bytes, model_batch, want)
+                    .map_err(BackendError::Failed)
+            } else {
+                Ok(())
+            }
+        });
+        match first {
             Ok(()) => Ok(()),
             Err(e) if resized => {
-                self.resize_error = Some(format!("invoke at batch {want} failed: {e}"));
+                self.resize_error = Some(format!("batch {want} after resizing: {e}"));
                 self.resize_back(&original)?;
-                self.sequential(&shown, model_batch, want)?;
+                self.sequential(&shown, model_batch, want, spec.fixed_batch)?;
                 self.prepare_io(spec)?;
                 self.first_run()
             }
@@ -418,13 +418,24 @@ impl TfliteSession {
         }
     }
 
-    /// Allocates at the model's own batch and plans `want / model_batch` invokes.
+    /// Allocates at the model's own batch and plans `want / model_batch` invokes, or
+    /// fails when `fixed` says so.
     unsafe fn sequential(
         &mut self,
         shown: &std::path::Display<'_>,
         model_batch: i64,
         want: i64,
+        fixed: FixedBatch,
     ) -> Result<(), BackendError> {
+        if want != model_batch && fixed == FixedBatch::Fail {
+            return Err(BackendError::Failed(format!(
+                "model {shown}: the batch axis is fixed to {model_batch}{}, so batch {want} cannot run in                  one invoke; [protocol] fixed_batch = \"fail\" refuses it (\"sequential\" runs {want} / {model_batch} invokes)",
+                self.resize_error
+                    .as_deref()
+                    .map(|e| format!(" (resize refused: {e})"))
+                    .unwrap_or_default()
+            )));
+        }
         if (self.api.allocate_tensors)(self.interpreter) != TFLITE_OK {
             return Err(BackendError::Failed(format!(
                 "allocating tensors for {shown} failed: {}",
@@ -474,12 +485,18 @@ impl TfliteSession {
             }
         }
         let n_out = (api.get_output_tensor_count)(self.interpreter);
-        self.outputs = (0..n_out.max(0))
-            .map(|i| {
-                let t = (api.get_output_tensor)(self.interpreter, i);
-                (t, vec![0u8; (api.tensor_byte_size)(t)])
-            })
-            .collect();
+        let mut outputs = Vec::new();
+        for i in 0..n_out.max(0) {
+            let t = (api.get_output_tensor)(self.interpreter, i);
+            let n = (api.tensor_byte_size)(t);
+            let buf = try_collect(
+                n,
+                std::iter::repeat(0u8),
+                &format!("output #{i} of {shown}"),
+            )?;
+            outputs.push((t, buf));
+        }
+        self.outputs = outputs;
         Ok(())
     }
 
@@ -522,6 +539,33 @@ impl TfliteSession {
         Ok(())
     }
 
+    /// After a resized first invoke: every output must have grown with the batch
+    /// (`want / model_batch` times its size at the model's batch; a model may fold the
+    /// batch into another axis). An input resize TFLite accepts while an output keeps
+    /// its size (a reshape with the batch baked in) would time batch N but compute
+    /// fewer samples, so it is refused and the batch runs as sequential invokes.
+    /// `before` are the output sizes in bytes at the model's batch, from the resized
+    /// shapes' originals.
+    unsafe fn outputs_follow(
+        &self,
+        before: &[u64],
+        model_batch: i64,
+        want: i64,
+    ) -> Result<(), String> {
+        let api = &self.api;
+        for (i, &b) in before.iter().enumerate() {
+            let now = tensor_bytes(api, (api.get_output_tensor)(self.interpreter, i as i32));
+            let expected = b / model_batch.max(1) as u64 * want as u64;
+            if now != expected {
+                return Err(format!(
+                    "output #{i} has {now} bytes after the input was resized from batch \
+                     {model_batch} to {want}, not {expected}: the model does not carry the batch through"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Restores the model's own input shapes after a refused resize.
     unsafe fn resize_back(&mut self, original: &[Vec<i64>]) -> Result<(), BackendError> {
         for (i, dims) in original.iter().enumerate() {
@@ -542,7 +586,8 @@ impl TfliteSession {
         Ok(())
     }
 
-    /// Output `i` as copied after the last invoke (raw bytes, the tensor's type).
+    /// Output `i` as copied by the last [`Session::read_outputs`] (raw bytes, the
+    /// tensor's type).
     pub fn output(&self, i: usize) -> Option<&[u8]> {
         self.outputs.get(i).map(|(_, b)| b.as_slice())
     }
@@ -570,6 +615,21 @@ impl TfliteSession {
         }
         Ok(())
     }
+}
+
+/// Bytes of a tensor from its dims and type (valid before allocation, unlike
+/// `TfLiteTensorByteSize`). Unknown types count 8 bytes per element.
+unsafe fn tensor_bytes(api: &TfliteApi, t: *const TfLiteTensor) -> u64 {
+    let elem: u64 = match (api.tensor_type)(t) {
+        dtype::UINT8 | dtype::INT8 | dtype::BOOL => 1,
+        dtype::INT16 | dtype::FLOAT16 => 2,
+        dtype::FLOAT32 | dtype::INT32 => 4,
+        _ => 8,
+    };
+    api.dims(t)
+        .iter()
+        .map(|&d| u64::try_from(d.max(1)).unwrap_or(1))
+        .fold(elem, u64::saturating_mul)
 }
 
 /// Seeded input bytes for a tensor, by its type.
@@ -665,7 +725,7 @@ impl Session for TfliteSession {
 
     fn run(&mut self) -> Result<(), BackendError> {
         for _ in 0..self.invokes {
-            // SAFETY: interpreter and output tensors are live; buffers have their sizes.
+            // SAFETY: the interpreter is live and its tensors allocated.
             unsafe {
                 if (self.api.invoke)(self.interpreter) != TFLITE_OK {
                     return Err(BackendError::Failed(format!(
@@ -673,9 +733,22 @@ impl Session for TfliteSession {
                         or_unknown(&self.errors.take())
                     )));
                 }
-                for (t, buf) in &mut self.outputs {
-                    (self.api.tensor_copy_to_buffer)(*t, buf.as_mut_ptr().cast(), buf.len());
-                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_outputs(&mut self) -> Result<(), BackendError> {
+        for (i, (t, buf)) in self.outputs.iter_mut().enumerate() {
+            // SAFETY: t is a live output tensor; buf has its byte size.
+            let status =
+                unsafe { (self.api.tensor_copy_to_buffer)(*t, buf.as_mut_ptr().cast(), buf.len()) };
+            if status != TFLITE_OK {
+                return Err(BackendError::Failed(format!(
+                    "copying output #{i} ({} bytes) failed: {}",
+                    buf.len(),
+                    or_unknown(&self.errors.take())
+                )));
             }
         }
         Ok(())
@@ -735,40 +808,6 @@ pub fn probe_info(cfg: &Config) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn configured_library_is_the_only_candidate() {
-        let c = library_candidates("/opt/tfl/libtensorflowlite_c.so", LIBRARY, None);
-        assert_eq!(c, vec![PathBuf::from("/opt/tfl/libtensorflowlite_c.so")]);
-    }
-
-    #[test]
-    fn default_search_order() {
-        let c = library_candidates("", LIBRARY, Some(PathBuf::from("/x/.deps/tflite/l.so")));
-        assert_eq!(c[0], Path::new("/usr/lib").join(LIBRARY));
-        assert_eq!(c[c.len() - 2], PathBuf::from(LIBRARY));
-        assert_eq!(c[c.len() - 1], PathBuf::from("/x/.deps/tflite/l.so"));
-        assert!(c.contains(&Path::new("/usr/local/lib").join(LIBRARY)));
-    }
-
-    #[test]
-    fn open_first_lists_every_place_looked() {
-        let cands = vec![
-            PathBuf::from("/nonexistent/a.so"),
-            PathBuf::from("libnothing-here.so"),
-        ];
-        let e = open_first(&cands, |p| {
-            Err::<(), _>(format!("cannot open {}", p.display()))
-        })
-        .unwrap_err();
-        assert!(e.contains("/nonexistent/a.so (not found)"), "{e}");
-        assert!(
-            e.contains(
-                "the loader's search for libnothing-here.so (cannot open libnothing-here.so)"
-            ),
-            "{e}"
-        );
-    }
 
     #[test]
     fn half_precision_conversion() {

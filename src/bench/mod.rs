@@ -5,4 +5,5 @@ pub mod plan;
 pub mod protocol;
 pub mod result;
 pub mod runner;
+pub mod search;
 pub mod stats;

@@ -17,6 +17,8 @@ pub struct SweepRequest {
     pub precisions: Option<Vec<String>>,
     pub backend: Option<String>,
     pub delegate: Option<String>,
+    /// `--batch auto`: search the knee (`[batch_search]`) instead of a batch list.
+    pub batch_auto: bool,
 }
 
 /// One configuration to measure.
@@ -55,6 +57,9 @@ pub struct Plan {
     /// while other precisions were also asked for (e.g. `int8` of a detector), as
     /// `model precision` labels.
     pub skipped: Vec<String>,
+    /// Set for `--batch auto`: each configuration is then a series (batch 1 as a
+    /// template) whose batches the knee search picks.
+    pub batch_search: Option<super::search::BatchSearchConfig>,
 }
 
 /// Execution providers edgebench knows by name (ONNX Runtime).
@@ -67,7 +72,14 @@ pub const KNOWN_EPS: &[&str] = &[
 pub fn build(cfg: &Config, zoo: &Zoo, req: &SweepRequest) -> Result<Plan> {
     let sweep = cfg.sweep(&req.sweep)?;
     let models = zoo.expand(req.models.as_ref().unwrap_or(&sweep.models))?;
-    let batches = req.batches.clone().unwrap_or_else(|| sweep.batches.clone());
+    let batches = if req.batch_auto {
+        if req.batches.is_some() {
+            bail!("batch sizes and `auto` given together: give one or the other");
+        }
+        vec![1]
+    } else {
+        req.batches.clone().unwrap_or_else(|| sweep.batches.clone())
+    };
     config::validate_batches(&batches).context("batch sizes")?;
     let threads = req.threads.clone().unwrap_or_else(|| sweep.threads.clone());
     config::validate_threads(&threads).context("thread counts")?;
@@ -157,7 +169,49 @@ pub fn build(cfg: &Config, zoo: &Zoo, req: &SweepRequest) -> Result<Plan> {
         protocol,
         configs,
         skipped,
+        batch_search: req.batch_auto.then(|| cfg.batch_search.clone()),
     })
+}
+
+/// One item of the `--batch` argument: a batch size or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchArg {
+    Auto,
+    Size(u32),
+}
+
+impl std::str::FromStr for BatchArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<BatchArg, String> {
+        match s.trim() {
+            "auto" => Ok(BatchArg::Auto),
+            t => t
+                .parse()
+                .map(BatchArg::Size)
+                .map_err(|_| "not a batch size (or `auto`)".to_string()),
+        }
+    }
+}
+
+/// The `--batch` argument: batch sizes, or `auto` alone. Returns (sizes, auto).
+pub fn parse_batch_arg(items: Option<&[BatchArg]>) -> Result<(Option<Vec<u32>>, bool)> {
+    let Some(items) = items else {
+        return Ok((None, false));
+    };
+    if items.contains(&BatchArg::Auto) {
+        if items.len() > 1 {
+            bail!("--batch: `auto` cannot be combined with batch sizes");
+        }
+        return Ok((None, true));
+    }
+    let sizes = items
+        .iter()
+        .map(|i| match i {
+            BatchArg::Size(b) => *b,
+            BatchArg::Auto => unreachable!("handled above"),
+        })
+        .collect();
+    Ok((Some(sizes), false))
 }
 
 /// Seeded Fisher-Yates (the seed is recorded in every result).

@@ -39,10 +39,21 @@ pub struct ResultRecord {
     pub ep: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub ep_requested: Option<String>,
+    /// Precision that ran: what the model file and the runtime flags make it (see
+    /// `precision_requested` for what was asked).
     pub precision: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub precision_requested: Option<String>,
     pub batch: u32,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub batch_mode: Option<String>,
+    /// Samples per runtime call: `batch` when native, the model's fixed batch when
+    /// sequential (`batch / batch_per_call` calls per timed batch).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub batch_per_call: Option<u32>,
+    /// `auto` when a knee search (`--batch auto`) chose this batch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub batch_search: Option<String>,
     /// Intra-op threads asked for (0: runtime default).
     pub threads: u32,
     /// Input shape fed, e.g. `1x3x224x224`.
@@ -60,6 +71,13 @@ pub struct ResultRecord {
     pub init_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_ms: Option<f64>,
+    /// `[onnxruntime] io = "device"`: host-to-device copy of the inputs and
+    /// device-to-host copy of the outputs of one call, ms (median of 5, outside the
+    /// timed region, which then holds the inference alone).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub h2d_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub d2h_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub latency_ms_mean: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -100,6 +118,19 @@ pub struct ResultRecord {
     /// Relative half-width of the 95 % CI of the median.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub median_rel_ci: Option<f64>,
+    /// 95 % CI of `throughput_ips` by batch means (blocks of consecutive runs, so
+    /// drift widens it): lower end, samples/s ...
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throughput_ips_ci_low: Option<f64>,
+    /// ... and upper end.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub throughput_ips_ci_high: Option<f64>,
+    /// Relative half-width of the 95 % batch-means CI of the mean latency.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mean_rel_ci: Option<f64>,
+    /// Blocks of consecutive runs behind the batch-means CI.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ci_blocks: Option<u32>,
     /// Comma-separated warning flags (`noisy`, `throttled`, `few_runs`, `slow_first_run`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub warnings: Option<String>,
@@ -142,6 +173,10 @@ pub struct ResultRecord {
     pub governor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub seed: Option<u64>,
+    /// Board, power mode, clocks and library versions (flat keys, telemetry/context.rs).
+    /// Before `extra`, so that it takes its keys first when a line is parsed.
+    #[serde(flatten)]
+    pub context: crate::telemetry::context::RunContext,
     /// Backend-specific flat fields (provider options, op mapping...).
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -199,6 +234,11 @@ pub struct SummaryRecord {
     #[serde(flatten)]
     pub gains: BTreeMap<String, f64>,
     pub edgebench_version: String,
+    /// Stable key of this summary across re-publishing (`<sweep_id>/<model>/<backend>/
+    /// <ep>/<precision>/t<threads>`, see `crate::fleet::schema::summary_id`): the fleet
+    /// store upserts on it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub summary_id: Option<String>,
 }
 
 /// A line of the results file: either kind.
@@ -213,8 +253,8 @@ impl Record {
     pub fn to_json(&self) -> String {
         // Serialising these plain structs cannot fail (no maps with non-string keys).
         match self {
-            Record::Result(r) => serde_json::to_string(r),
-            Record::Summary(s) => serde_json::to_string(s),
+            Record::Result(r) => finite_json(r.as_ref()),
+            Record::Summary(s) => finite_json(s.as_ref()),
         }
         .expect("record serialises")
     }
@@ -229,6 +269,24 @@ impl Record {
             None => anyhow::bail!("line has no `record` key"),
         }
     }
+}
+
+/// JSON of a flat record in field order, without NaN / inf: serde_json writes a
+/// non-finite float as `null`, and an absent reading must be an absent key, so such
+/// keys are dropped (the struct is rebuilt without them to keep the field order).
+fn finite_json<T>(rec: &T) -> serde_json::Result<String>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    let line = serde_json::to_string(rec)?;
+    if !line.contains("null") {
+        return Ok(line);
+    }
+    let mut v = serde_json::to_value(rec)?;
+    if let serde_json::Value::Object(m) = &mut v {
+        m.retain(|_, x| !x.is_null());
+    }
+    serde_json::to_string(&serde_json::from_value::<T>(v)?)
 }
 
 /// Unix time in milliseconds.
@@ -268,6 +326,50 @@ mod tests {
         assert_eq!(
             Record::from_json(&line).unwrap(),
             Record::Result(Box::new(r))
+        );
+    }
+
+    #[test]
+    fn non_finite_values_never_reach_a_record() {
+        let mut r = ResultRecord {
+            record: "result".into(),
+            status: "ok".into(),
+            error: Some("a null pointer in the message stays".into()),
+            latency_ms_p50: Some(f64::NAN),
+            throughput_ips: Some(f64::INFINITY),
+            median_rel_ci: Some(f64::NEG_INFINITY),
+            latency_ms_p90: Some(2.5),
+            ..Default::default()
+        };
+        r.extra
+            .insert("x_ratio".into(), serde_json::json!(f64::NAN));
+        let line = Record::Result(Box::new(r)).to_json();
+        assert!(!line.contains(":null"), "{line}");
+        for k in [
+            "latency_ms_p50",
+            "throughput_ips",
+            "median_rel_ci",
+            "x_ratio",
+        ] {
+            assert!(!line.contains(k), "{k} in {line}");
+        }
+        assert!(line.contains("\"latency_ms_p90\":2.5"), "{line}");
+        assert!(line.contains("null pointer"), "{line}");
+        assert!(
+            line.starts_with("{\"record\":\"result\""),
+            "field order kept: {line}"
+        );
+        let mut s = SummaryRecord {
+            record: "summary".into(),
+            peak_throughput_ips: Some(f64::NAN),
+            knee_fraction: 0.95,
+            ..Default::default()
+        };
+        s.gains.insert("gain_b1".into(), f64::INFINITY);
+        let line = Record::Summary(Box::new(s)).to_json();
+        assert!(
+            !line.contains("null") && !line.contains("gain_b1"),
+            "{line}"
         );
     }
 

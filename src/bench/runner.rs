@@ -12,13 +12,15 @@ use anyhow::Result;
 
 use super::knee::{analyse_knee, relative_gain, CurvePoint, Excluded};
 use super::plan::{Plan, RunConfig};
-use super::protocol::{latency_capacity, should_stop, warmup_done, StopReason};
+use super::protocol::{latency_capacity, should_stop, target_rel_ci_now, warmup_done, StopReason};
 use super::result::{now_ms, Record, ResultRecord, SummaryRecord, SCHEMA};
-use super::stats::{median_rel_ci, Stats};
+use super::search::{KneeSearch, Measured, Step};
+use super::stats::{batch_means, CiStat, Stats};
 use crate::backend::{self, Backend, BackendError, SessionSpec};
 use crate::config::{Config, ProtocolConfig};
 use crate::models::{sha256_file, Zoo};
-use crate::telemetry::{Telemetry, WindowSummary};
+use crate::telemetry::context::{self, RunContext};
+use crate::telemetry::{SysRoot, Telemetry, WindowSummary};
 
 /// Progress of a sweep, reported before each configuration and after the last.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +93,8 @@ struct Context<'a> {
     board: String,
     kernel: Option<String>,
     governor: Option<String>,
+    /// Read once per sweep from the board's files (never in the timed loop).
+    run_context: RunContext,
 }
 
 /// Runs the plan. Blocking: call it from its own thread. `cancel` is checked between
@@ -99,6 +103,20 @@ pub fn run_sweep(
     cfg: &Config,
     zoo: &Zoo,
     plan: &Plan,
+    sink: &mut dyn RecordSink,
+    cancel: &AtomicBool,
+) -> Result<SweepOutcome> {
+    run_sweep_from(cfg, zoo, plan, 0, sink, cancel)
+}
+
+/// [`run_sweep`] from configuration `first` on (run ids keep their plan index): the
+/// daemon goes on this way after giving up on a configuration that never returned.
+/// Summaries cover the configurations run here.
+pub fn run_sweep_from(
+    cfg: &Config,
+    zoo: &Zoo,
+    plan: &Plan,
+    first: usize,
     sink: &mut dyn RecordSink,
     cancel: &AtomicBool,
 ) -> Result<SweepOutcome> {
@@ -111,6 +129,7 @@ pub fn run_sweep(
     } else {
         None
     };
+    let run_context = context::read(&SysRoot::new(&cfg.telemetry.sysroot));
     let ctx = Context {
         cfg,
         plan,
@@ -126,10 +145,16 @@ pub fn run_sweep(
                     cfg.device.board.clone()
                 }
             }),
-        kernel: nix::sys::utsname::uname()
-            .ok()
-            .map(|u| u.release().to_string_lossy().into_owned()),
-        governor: telemetry.as_ref().and_then(|t| t.governor()),
+        kernel: run_context.kernel.clone().or_else(|| {
+            nix::sys::utsname::uname()
+                .ok()
+                .map(|u| u.release().to_string_lossy().into_owned())
+        }),
+        governor: telemetry
+            .as_ref()
+            .and_then(|t| t.governor())
+            .or_else(|| run_context.governor.clone()),
+        run_context,
     };
     let mut backends = Backends {
         cfg,
@@ -140,51 +165,75 @@ pub fn run_sweep(
         sweep_id: plan.sweep_id.clone(),
         ..Default::default()
     };
-    let total = plan.configs.len();
-    let started = Instant::now();
+    let total = match &plan.batch_search {
+        Some(bs) => plan.configs.len() * KneeSearch::max_points(bs),
+        None => plan.configs.len(),
+    };
+    // Run ids keep their plan index when the sweep goes on from `first` (a knee
+    // search numbers its points, at most `max_points` per configuration).
+    let start = match &plan.batch_search {
+        Some(bs) => first * KneeSearch::max_points(bs),
+        None => first,
+    };
+    let mut points = Points {
+        ctx: &ctx,
+        zoo,
+        backends: &mut backends,
+        sha_cache: &mut sha_cache,
+        telemetry: telemetry.as_ref(),
+        cancel,
+        started: Instant::now(),
+        total,
+        start,
+        index: start,
+    };
 
-    for (i, rc) in plan.configs.iter().enumerate() {
+    for rc in plan.configs.iter().skip(first) {
         if cancel.load(Ordering::Relaxed) {
             out.cancelled = true;
             break;
         }
-        let eta_s =
-            (i > 0).then(|| started.elapsed().as_secs_f64() / i as f64 * (total - i) as f64);
-        sink.progress(&Progress {
-            done: i,
-            total,
-            current: rc.label(),
-            eta_s,
-        });
-
-        let cooldown = match (&telemetry, i > 0 && plan.protocol.cooldown_max_s > 0.0) {
-            (Some(t), true) => Some(t.cool_down(
-                plan.protocol.cooldown_max_temp_c,
-                plan.protocol.cooldown_max_s,
-            )),
-            _ => None,
-        };
-        let mut rec = base_record(&ctx, rc, i);
-        if let Some(c) = cooldown {
-            rec.cooldown_s = Some(round3(c.waited.as_secs_f64()));
-            rec.cooldown_reached = Some(c.reached);
+        match &plan.batch_search {
+            None => {
+                points.run(rc, None, sink, &mut out)?;
+            }
+            Some(bs) => {
+                // The knee search picks the batches of this series, one point at a
+                // time, each with the same cool-down and protocol.
+                let mut search = KneeSearch::new(bs, plan.protocol.knee_fraction);
+                while let Step::Measure(batch) = search.next() {
+                    if cancel.load(Ordering::Relaxed) {
+                        out.cancelled = true;
+                        break;
+                    }
+                    let point = RunConfig {
+                        batch,
+                        ..rc.clone()
+                    };
+                    let rec = points.run(&point, Some("auto"), sink, &mut out)?;
+                    if out.cancelled {
+                        break;
+                    }
+                    let measured = (rec.status == "ok")
+                        .then_some(rec.throughput_ips)
+                        .flatten()
+                        .map(|t| {
+                            Measured::new(
+                                t,
+                                rec.throughput_ips_ci_low.zip(rec.throughput_ips_ci_high),
+                            )
+                        });
+                    search.record(batch, measured);
+                }
+                log::info!(
+                    "knee search {}: batches {:?}, growth ended: {:?}, knee {:?}",
+                    rc.label(),
+                    search.batches(),
+                    search.growth_end(),
+                    search.knee()
+                );
+            }
         }
-        run_one(
-            &ctx,
-            zoo,
-            rc,
-            &mut backends,
-            &mut sha_cache,
-            telemetry.as_ref(),
-            cancel,
-            &mut rec,
-        );
-        if rec.status == "interrupted" {
-            out.cancelled = true;
-        }
-        rec.ts = now_ms();
-        sink.record(&Record::Result(Box::new(rec.clone())))?;
-        out.results.push(rec);
         if out.cancelled {
             break;
         }
@@ -195,12 +244,89 @@ pub fn run_sweep(
         sink.record(&Record::Summary(Box::new(s.clone())))?;
     }
     sink.progress(&Progress {
-        done: out.results.len(),
-        total,
+        done: points.start + out.results.len(),
+        // A knee search ends before its upper bound of points.
+        total: if plan.batch_search.is_some() {
+            points.start + out.results.len()
+        } else {
+            total
+        },
         current: String::new(),
         eta_s: Some(0.0),
     });
     Ok(out)
+}
+
+/// Runs single points of a sweep: cool-down, measurement, record to the sink.
+struct Points<'a, 'c> {
+    ctx: &'a Context<'a>,
+    zoo: &'a Zoo,
+    backends: &'a mut Backends<'c>,
+    sha_cache: &'a mut BTreeMap<std::path::PathBuf, Option<String>>,
+    telemetry: Option<&'a Telemetry>,
+    cancel: &'a AtomicBool,
+    started: Instant,
+    /// Points expected (an upper bound for a knee search), for progress.
+    total: usize,
+    /// The first point's number (a sweep that goes on from a later configuration).
+    start: usize,
+    /// The next point's number (the run id's number).
+    index: usize,
+}
+
+impl Points<'_, '_> {
+    /// Measures one point and hands its record to the sink. `search` labels records of
+    /// a batch search (`batch_search`).
+    fn run(
+        &mut self,
+        rc: &RunConfig,
+        search: Option<&str>,
+        sink: &mut dyn RecordSink,
+        out: &mut SweepOutcome,
+    ) -> Result<ResultRecord> {
+        let i = self.index;
+        self.index += 1;
+        let total = self.total.max(self.index);
+        let eta_s = (i > self.start).then(|| {
+            self.started.elapsed().as_secs_f64() / (i - self.start) as f64 * (total - i) as f64
+        });
+        sink.progress(&Progress {
+            done: i,
+            total,
+            current: rc.label(),
+            eta_s,
+        });
+        let protocol = &self.ctx.plan.protocol;
+        let cooldown = match (self.telemetry, i > 0 && protocol.cooldown_max_s > 0.0) {
+            (Some(t), true) => {
+                Some(t.cool_down(protocol.cooldown_max_temp_c, protocol.cooldown_max_s))
+            }
+            _ => None,
+        };
+        let mut rec = base_record(self.ctx, rc, i);
+        rec.batch_search = search.map(String::from);
+        if let Some(c) = cooldown {
+            rec.cooldown_s = Some(round3(c.waited.as_secs_f64()));
+            rec.cooldown_reached = Some(c.reached);
+        }
+        run_one(
+            self.ctx,
+            self.zoo,
+            rc,
+            self.backends,
+            self.sha_cache,
+            self.telemetry,
+            self.cancel,
+            &mut rec,
+        );
+        if rec.status == "interrupted" {
+            out.cancelled = true;
+        }
+        rec.ts = now_ms();
+        sink.record(&Record::Result(Box::new(rec.clone())))?;
+        out.results.push(rec.clone());
+        Ok(rec)
+    }
 }
 
 fn round3(x: f64) -> f64 {
@@ -232,6 +358,7 @@ fn base_record(ctx: &Context, rc: &RunConfig, index: usize) -> ResultRecord {
         ep: rc.ep.clone(),
         ep_requested: Some(rc.ep.clone()),
         precision: rc.precision.clone(),
+        precision_requested: Some(rc.precision.clone()),
         batch: rc.batch,
         threads: rc.threads,
         runtime: match rc.backend.as_str() {
@@ -242,6 +369,7 @@ fn base_record(ctx: &Context, rc: &RunConfig, index: usize) -> ResultRecord {
         kernel: ctx.kernel.clone(),
         governor: ctx.governor.clone(),
         seed: Some(ctx.plan.protocol.seed),
+        context: ctx.run_context.clone(),
         ..Default::default()
     }
 }
@@ -288,6 +416,29 @@ fn run_one(
     };
     rec.runtime = backend.runtime().into();
     rec.runtime_version = Some(backend.runtime_version());
+    let trt = &ctx.cfg.tensorrt;
+    let precision = match backend::precision::resolve(
+        &rc.precision,
+        &entry.precision,
+        &rc.backend,
+        &rc.ep,
+        trt.fp16,
+        trt.int8,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.error = Some(format!("model `{}` ({}): {e}", entry.name, entry.file));
+            return;
+        }
+    };
+    rec.precision = precision.effective.clone();
+    let fixed_batch = match backend::FixedBatch::parse(&ctx.plan.protocol.fixed_batch) {
+        Ok(f) => f,
+        Err(e) => {
+            rec.error = Some(format!("protocol: {e}"));
+            return;
+        }
+    };
     let spec = SessionSpec {
         model_path: path,
         input_name: entry.input_name.clone(),
@@ -295,9 +446,13 @@ fn run_one(
         input_dtype: entry.dtype.clone(),
         batch: rc.batch,
         ep: rc.ep.clone(),
-        precision: rc.precision.clone(),
+        precision: precision.effective,
+        trt_fp16: precision.trt_fp16,
+        trt_int8: precision.trt_int8,
         threads: rc.threads,
         seed: ctx.plan.protocol.seed,
+        fixed_batch,
+        mem_root: Some(std::path::PathBuf::from(&ctx.cfg.telemetry.sysroot)),
     };
     match measure(&ctx.plan.protocol, backend, &spec, telemetry, cancel, rec) {
         Ok(()) => {}
@@ -318,7 +473,13 @@ fn measure(
     let mut session = backend.open(spec)?;
     let open_ms = t0.elapsed().as_secs_f64() * 1e3;
     rec.ep = session.ep_used();
+    if matches!(rec.ep.as_str(), "cuda" | "tensorrt") {
+        // The GPU libraries the provider really mapped, rather than those installed.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        rec.context.apply_loaded(&context::loaded_libraries(&maps));
+    }
     rec.batch_mode = Some(session.batch_mode().as_str().into());
+    rec.batch_per_call = Some(session.batch_per_call());
     rec.input_shape = Some(
         session
             .input_shape()
@@ -365,11 +526,13 @@ fn measure(
 
     // Timed phase. Everything it touches is allocated before it starts.
     let mut lat_ms: Vec<f64> = Vec::with_capacity(latency_capacity(p, warm_mean_s));
-    let mut scratch: Vec<f64> = Vec::with_capacity(if p.target_rel_ci > 0.0 {
-        lat_ms.capacity()
-    } else {
-        0
-    });
+    let mut scratch: Vec<f64> = Vec::with_capacity(
+        if p.target_rel_ci > 0.0 && p.ci_target_stat == CiStat::Median {
+            lat_ms.capacity()
+        } else {
+            0
+        },
+    );
     let mut next_ci_check = p.min_s;
     let window = telemetry.map(|t| t.start_window());
     let start = Instant::now();
@@ -386,23 +549,21 @@ fn measure(
             lat_ms.push(d.as_secs_f64() * 1e3);
         } else {
             // Capacity is sized for max_s at warm-up pace; running past it means the
-            // runs got much faster than warm-up. Stop rather than reallocate.
-            break Some(StopReason::MaxTime);
+            // runs got much faster than warm-up. Stop rather than reallocate, and say so.
+            break Some(StopReason::BufferFull);
         }
         if cancel.load(Ordering::Relaxed) {
             break Some(StopReason::Cancelled);
         }
         let elapsed = start.elapsed().as_secs_f64();
-        // The CI of the median needs a sort: do it at most every 0.5 s.
+        // The CI of the median needs a sort, that of the mean a pass over the runs:
+        // do either at most every 0.5 s.
         let ci = if p.target_rel_ci > 0.0
             && elapsed >= next_ci_check
             && lat_ms.len() >= p.min_runs as usize
         {
             next_ci_check = elapsed + 0.5;
-            scratch.clear();
-            scratch.extend_from_slice(&lat_ms);
-            scratch.sort_unstable_by(f64::total_cmp);
-            Some(median_rel_ci(&scratch))
+            target_rel_ci_now(p.ci_target_stat, &lat_ms, &mut scratch)
         } else {
             None
         };
@@ -413,6 +574,18 @@ fn measure(
     let duration = start.elapsed();
     let samples = lat_ms.len() as u64 * spec.batch as u64;
     let tele = window.map(|w| w.finish(samples)).unwrap_or_default();
+    // Outputs are read once, after the timed region, for every runtime alike.
+    if run_error.is_none() {
+        match session.read_outputs() {
+            Ok(()) => {
+                if let Some((h2d, d2h)) = session.copy_ms() {
+                    rec.h2d_ms = fin(h2d);
+                    rec.d2h_ms = fin(d2h);
+                }
+            }
+            Err(e) => run_error = Some(e),
+        }
+    }
     drop(session);
 
     rec.duration_s = Some(round3(duration.as_secs_f64()));
@@ -440,31 +613,43 @@ fn measure(
     Ok(())
 }
 
+/// A statistic for the record: rounded, or absent when not finite (an infinite CI,
+/// a zero-duration throughput), so NaN / inf never reach a record.
+fn fin(x: f64) -> Option<f64> {
+    x.is_finite().then(|| round6(x))
+}
+
 fn fill_stats(rec: &mut ResultRecord, lat_ms: &[f64], batch: u32) {
     let Some(s) = Stats::compute(lat_ms, batch) else {
         return;
     };
     rec.iterations = Some(s.count as u64);
-    rec.latency_ms_mean = Some(round6(s.mean));
-    rec.latency_ms_std = Some(round6(s.std));
-    rec.latency_ms_min = Some(round6(s.min));
-    rec.latency_ms_max = Some(round6(s.max));
-    rec.latency_ms_p50 = Some(round6(s.p50));
+    rec.latency_ms_mean = fin(s.mean);
+    rec.latency_ms_std = fin(s.std);
+    rec.latency_ms_min = fin(s.min);
+    rec.latency_ms_max = fin(s.max);
+    rec.latency_ms_p50 = fin(s.p50);
     if let Some((lo, hi)) = s.p50_ci {
-        rec.latency_ms_p50_ci_low = Some(round6(lo));
-        rec.latency_ms_p50_ci_high = Some(round6(hi));
+        rec.latency_ms_p50_ci_low = fin(lo);
+        rec.latency_ms_p50_ci_high = fin(hi);
     }
-    rec.latency_ms_p90 = Some(round6(s.p90));
-    rec.latency_ms_p95 = Some(round6(s.p95));
-    rec.latency_ms_p99 = Some(round6(s.p99));
-    rec.latency_ms_p999 = Some(round6(s.p999));
-    rec.latency_ms_per_sample_p50 = Some(round6(s.p50 / batch as f64));
-    rec.throughput_ips = Some(round6(s.throughput_ips));
-    rec.latency_ms_sum = Some(round6(s.sum_ms));
-    rec.cv = Some(round6(s.cv));
+    rec.latency_ms_p90 = fin(s.p90);
+    rec.latency_ms_p95 = fin(s.p95);
+    rec.latency_ms_p99 = fin(s.p99);
+    rec.latency_ms_p999 = fin(s.p999);
+    rec.latency_ms_per_sample_p50 = fin(s.p50 / batch as f64);
+    rec.throughput_ips = fin(s.throughput_ips);
+    rec.latency_ms_sum = fin(s.sum_ms);
+    rec.cv = fin(s.cv);
     rec.outliers = Some(s.outliers as u64);
-    if s.median_rel_ci.is_finite() {
-        rec.median_rel_ci = Some(round6(s.median_rel_ci));
+    rec.median_rel_ci = fin(s.median_rel_ci);
+    if let Some(bm) = batch_means(lat_ms) {
+        rec.mean_rel_ci = fin(bm.rel());
+        rec.ci_blocks = Some(bm.blocks as u32);
+        if let Some((lo, hi)) = bm.throughput_ci(batch) {
+            rec.throughput_ips_ci_low = fin(lo);
+            rec.throughput_ips_ci_high = fin(hi);
+        }
     }
 }
 
@@ -485,6 +670,11 @@ fn fill_telemetry(rec: &mut ResultRecord, t: &WindowSummary) {
     rec.energy_method = t.energy_method.clone();
 }
 
+/// Runs below which p99 is the maximum (or next to it) rather than an estimate.
+pub const TAIL_P99_MIN_RUNS: u64 = 100;
+/// Runs below which p99.9 is the maximum (flagged `tail_undersampled`).
+pub const TAIL_P999_MIN_RUNS: u64 = 1000;
+
 /// Machine-readable warning flags, comma-separated (absent when none).
 fn warnings(rec: &ResultRecord, p: &ProtocolConfig) -> Option<String> {
     let mut w = Vec::new();
@@ -503,6 +693,15 @@ fn warnings(rec: &ResultRecord, p: &ProtocolConfig) -> Option<String> {
             w.push("slow_first_run");
         }
     }
+    if count > 0 && count < TAIL_P999_MIN_RUNS {
+        w.push("tail_undersampled");
+    }
+    // An accelerator run some of whose nodes ONNX Runtime placed on the CPU (only
+    // possible with [onnxruntime] allow_partial_fallback = true).
+    let cpu_nodes = rec.extra.get("ort_nodes_cpu").and_then(|v| v.as_u64());
+    if rec.ep != "cpu" && cpu_nodes.is_some_and(|n| n > 0) {
+        w.push("cpu_nodes");
+    }
     (!w.is_empty()).then(|| w.join(","))
 }
 
@@ -513,6 +712,8 @@ pub fn warning_text(flag: &str) -> &'static str {
         "throttled" => "the board throttled during the timed window: the numbers are not steady-state; improve cooling or raise cool-down",
         "few_runs" => "the timed phase hit max_s before min_runs: raise max_s for trustworthy statistics",
         "slow_first_run" => "the first inference was over 5x slower than the median (lazy initialisation); it is excluded from the statistics",
+        "cpu_nodes" => "part of this accelerator run ran on the CPU (ort_nodes_cpu of ort_nodes), as [onnxruntime] allow_partial_fallback permits: it is not a pure accelerator number",
+        "tail_undersampled" => "p99 needs at least 100 timed runs and p99.9 at least 1000; with fewer they are (close to) the maximum, not a tail estimate: raise min_runs",
         _ => "",
     }
 }
@@ -622,6 +823,14 @@ fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
                     .join(","),
                 failed_batches: (!failed.is_empty()).then(|| failed.join(",")),
                 edgebench_version: crate::VERSION.into(),
+                summary_id: Some(crate::fleet::schema::summary_id(
+                    &ctx.plan.sweep_id,
+                    &k.0,
+                    &k.1,
+                    &k.2,
+                    &k.3,
+                    k.4,
+                )),
                 ..Default::default()
             };
             if let Some((bb, be)) = baseline {
@@ -681,6 +890,8 @@ mod tests {
             outliers: Some(0),
             ..Default::default()
         };
+        assert_eq!(warnings(&r, &p).as_deref(), Some("tail_undersampled"));
+        r.iterations = Some(1000);
         assert_eq!(warnings(&r, &p), None);
         r.cv = Some(0.2);
         r.throttled = Some(true);
@@ -689,10 +900,111 @@ mod tests {
         r.latency_ms_p50 = Some(1.0);
         assert_eq!(
             warnings(&r, &p).unwrap(),
-            "noisy,throttled,few_runs,slow_first_run"
+            "noisy,throttled,few_runs,slow_first_run,tail_undersampled"
         );
-        for f in ["noisy", "throttled", "few_runs", "slow_first_run"] {
+        for f in [
+            "noisy",
+            "throttled",
+            "few_runs",
+            "slow_first_run",
+            "tail_undersampled",
+            "cpu_nodes",
+        ] {
             assert!(!warning_text(f).is_empty());
         }
+        // CPU nodes matter only on an accelerator.
+        let mut r = ResultRecord {
+            iterations: Some(1000),
+            ep: "cpu".into(),
+            ..Default::default()
+        };
+        r.extra.insert("ort_nodes_cpu".into(), 9.into());
+        assert_eq!(warnings(&r, &p), None);
+        r.ep = "cuda".into();
+        assert_eq!(warnings(&r, &p).as_deref(), Some("cpu_nodes"));
+        r.extra.insert("ort_nodes_cpu".into(), 0.into());
+        assert_eq!(warnings(&r, &p), None);
+    }
+
+    /// A session that is slow during warm-up (20 ms a run) and then instant: the
+    /// latency buffer sized at warm-up pace fills long before min_s.
+    struct SpeedsUp {
+        runs: u32,
+    }
+
+    impl backend::Session for SpeedsUp {
+        fn batch_mode(&self) -> backend::BatchMode {
+            backend::BatchMode::Native
+        }
+        fn ep_used(&self) -> String {
+            "cpu".into()
+        }
+        fn input_shape(&self) -> Vec<i64> {
+            vec![1]
+        }
+        fn first_run_ms(&self) -> Option<f64> {
+            Some(20.0)
+        }
+        fn run(&mut self) -> Result<(), BackendError> {
+            self.runs += 1;
+            if self.runs <= 2 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(())
+        }
+    }
+
+    struct SpeedsUpBackend;
+
+    impl Backend for SpeedsUpBackend {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        fn runtime(&self) -> &'static str {
+            "test"
+        }
+        fn runtime_version(&self) -> String {
+            "0".into()
+        }
+        fn providers(&self) -> Vec<String> {
+            vec!["cpu".into()]
+        }
+        fn open(&self, _: &SessionSpec) -> Result<Box<dyn backend::Session>, BackendError> {
+            Ok(Box::new(SpeedsUp { runs: 0 }))
+        }
+    }
+
+    #[test]
+    fn a_full_latency_buffer_is_its_own_stop_reason() {
+        let p = ProtocolConfig {
+            warmup_runs: 2,
+            warmup_s: 0.0,
+            min_runs: 10,
+            min_s: 5.0,
+            max_s: 10.0,
+            ..Default::default()
+        };
+        let mut rec = ResultRecord::default();
+        let spec = SessionSpec {
+            batch: 1,
+            ..Default::default()
+        };
+        let t = Instant::now();
+        measure(
+            &p,
+            &SpeedsUpBackend,
+            &spec,
+            None,
+            &AtomicBool::new(false),
+            &mut rec,
+        )
+        .unwrap();
+        // Capacity: max_s / (20 ms + sleep overshoot on a loaded machine) * 1.5, at
+        // most 750 runs and above the min_runs + 16 floor, reached well before min_s.
+        assert_eq!(rec.stop_reason.as_deref(), Some("buffer_full"), "{rec:?}");
+        let n = rec.iterations.unwrap();
+        assert!(n > 26 && n <= 750, "{n} runs");
+        assert_eq!(rec.status, "ok");
+        assert!(t.elapsed() < Duration::from_secs(5), "stopped before min_s");
     }
 }

@@ -92,6 +92,106 @@ pub fn median_rel_ci(sorted: &[f64]) -> f64 {
     (hi - lo) / 2.0 / med
 }
 
+/// Which statistic a confidence-interval stop rule targets (`[protocol] ci_target_stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CiStat {
+    /// The median latency: distribution-free CI from order statistics ([`median_rel_ci`]).
+    #[default]
+    Median,
+    /// The mean latency (hence throughput): CI from batch means ([`batch_means`]).
+    Mean,
+}
+
+/// Most blocks batch means splits a timed phase into.
+pub const CI_BLOCKS: usize = 10;
+
+/// 97.5 % quantiles of Student's t for 1..=30 degrees of freedom (two-sided 95 %).
+const T975: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// Two-sided 95 % Student t quantile for `df` degrees of freedom (normal beyond 30).
+pub fn t975(df: usize) -> f64 {
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T975[df - 1],
+        _ => 1.96,
+    }
+}
+
+/// 95 % confidence interval of the mean latency by batch means.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchMeans {
+    /// Number of blocks used.
+    pub blocks: usize,
+    /// Mean latency over all runs, ms.
+    pub mean_ms: f64,
+    /// Half-width of the 95 % CI of the mean latency, ms.
+    pub half_width_ms: f64,
+}
+
+impl BatchMeans {
+    /// Half-width relative to the mean.
+    pub fn rel(&self) -> f64 {
+        if self.mean_ms > 0.0 {
+            self.half_width_ms / self.mean_ms
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// Throughput interval (samples/s) for `batch` samples per call: the mean latency
+    /// interval inverted. None when its lower end is not above zero.
+    pub fn throughput_ci(&self, batch: u32) -> Option<(f64, f64)> {
+        let lo_ms = self.mean_ms - self.half_width_ms;
+        let hi_ms = self.mean_ms + self.half_width_ms;
+        if lo_ms.is_nan() || lo_ms <= 0.0 || !hi_ms.is_finite() {
+            return None;
+        }
+        let b = batch as f64 * 1000.0;
+        Some((b / hi_ms, b / lo_ms))
+    }
+}
+
+/// Number of batch-means blocks for `n` runs: [`CI_BLOCKS`] once every block holds at
+/// least two runs, else `n / 2` (blocks of two); None below three blocks.
+pub fn block_count(n: usize) -> Option<usize> {
+    let k = if n >= 2 * CI_BLOCKS { CI_BLOCKS } else { n / 2 };
+    (k >= 3).then_some(k)
+}
+
+/// Batch means over runs in the order they ran: the runs are cut into `k` blocks of
+/// consecutive runs (sizes differing by at most one) and the spread of the block means
+/// gives the CI of the mean, `t(k-1) * s_blocks / sqrt(k)`. Runs correlated by clock or
+/// thermal drift land in the same block, so drift widens the interval instead of
+/// hiding in a per-run standard error. Allocates nothing (callable in the timed loop).
+pub fn batch_means(lat_ms: &[f64]) -> Option<BatchMeans> {
+    let n = lat_ms.len();
+    let k = block_count(n)?;
+    let mut means = [0.0f64; CI_BLOCKS];
+    let (base, extra) = (n / k, n % k);
+    let mut at = 0;
+    for (j, m) in means.iter_mut().enumerate().take(k) {
+        let len = base + usize::from(j < extra);
+        let block = &lat_ms[at..at + len];
+        *m = block.iter().sum::<f64>() / len as f64;
+        at += len;
+    }
+    let means = &means[..k];
+    let avg = means.iter().sum::<f64>() / k as f64;
+    let var = means.iter().map(|m| (m - avg) * (m - avg)).sum::<f64>() / (k - 1) as f64;
+    let mean_ms = lat_ms.iter().sum::<f64>() / n as f64;
+    let half_width_ms = t975(k - 1) * var.sqrt() / (k as f64).sqrt();
+    (mean_ms.is_finite() && half_width_ms.is_finite()).then_some(BatchMeans {
+        blocks: k,
+        mean_ms,
+        half_width_ms,
+    })
+}
+
 impl Stats {
     /// Statistics of latencies (ms per batch call) for `batch` samples per call.
     /// Returns None for an empty slice.
@@ -196,6 +296,85 @@ mod tests {
         assert!(median_rel_ci(&[1.0, 2.0]).is_infinite());
         let flat = vec![5.0; 100];
         assert_eq!(median_rel_ci(&flat), 0.0);
+    }
+
+    #[test]
+    fn batch_means_hand_computed() {
+        // 20 runs, 10 blocks of two: block means 10, 12, 10, 12, ... Their mean is 11,
+        // sample variance 10 * 1 / 9, so s / sqrt(10) = 1/3 and the half-width is
+        // t(9) / 3 = 2.262 / 3 = 0.754 ms. Batch 1: throughput CI is
+        // [1000 / 11.754, 1000 / 10.246] = [85.077, 97.599] samples/s.
+        let v: Vec<f64> = (0..20)
+            .map(|i| if (i / 2) % 2 == 0 { 10.0 } else { 12.0 })
+            .collect();
+        let bm = batch_means(&v).unwrap();
+        assert_eq!(bm.blocks, 10);
+        assert!((bm.mean_ms - 11.0).abs() < 1e-12);
+        assert!((bm.half_width_ms - 2.262 / 3.0).abs() < 1e-12);
+        let (lo, hi) = bm.throughput_ci(1).unwrap();
+        assert!((lo - 1000.0 / (11.0 + 2.262 / 3.0)).abs() < 1e-9, "{lo}");
+        assert!((hi - 1000.0 / (11.0 - 2.262 / 3.0)).abs() < 1e-9, "{hi}");
+        assert!((lo - 85.077).abs() < 1e-3 && (hi - 97.599).abs() < 1e-3);
+        // Batch 4 scales both ends by four.
+        let (lo4, hi4) = bm.throughput_ci(4).unwrap();
+        assert!((lo4 - 4.0 * lo).abs() < 1e-9 && (hi4 - 4.0 * hi).abs() < 1e-9);
+        assert!((bm.rel() - (2.262 / 3.0) / 11.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batch_means_block_sizes() {
+        // 7 runs: 3 blocks of 3, 2, 2 runs: means 2, 4.5, 6.5 of 1..=7.
+        // avg 13/3, deviations -7/3, 1/6, 13/6: var = (49/9 + 1/36 + 169/36) / 2
+        // = (196 + 1 + 169) / 72 = 366 / 72; half = t(2) * sqrt(366/72) / sqrt(3).
+        let v: Vec<f64> = (1..=7).map(f64::from).collect();
+        let bm = batch_means(&v).unwrap();
+        assert_eq!(bm.blocks, 3);
+        assert!((bm.mean_ms - 4.0).abs() < 1e-12);
+        let want = 4.303 * (366.0f64 / 72.0).sqrt() / 3.0f64.sqrt();
+        assert!(
+            (bm.half_width_ms - want).abs() < 1e-12,
+            "{}",
+            bm.half_width_ms
+        );
+        assert_eq!(block_count(5), None);
+        assert_eq!(block_count(6), Some(3));
+        assert_eq!(block_count(19), Some(9));
+        assert_eq!(block_count(1000), Some(10));
+        assert!(batch_means(&[1.0; 5]).is_none());
+        // Identical runs: a zero-width interval at the value.
+        let flat = batch_means(&[2.0; 40]).unwrap();
+        assert_eq!((flat.mean_ms, flat.half_width_ms), (2.0, 0.0));
+        assert_eq!(flat.throughput_ci(1), Some((500.0, 500.0)));
+    }
+
+    #[test]
+    fn drift_widens_batch_means_beyond_the_iid_interval() {
+        // Latency drifting up linearly (a board heating up): 1000 runs from 10 to 20 ms.
+        // Treated as independent, the 95 % half-width is 1.96 * s / sqrt(n) ~ 0.18 ms;
+        // batch means sees block means one whole ms apart and gives ~2.17 ms.
+        let v: Vec<f64> = (0..1000).map(|i| 10.0 + i as f64 * 0.01).collect();
+        let bm = batch_means(&v).unwrap();
+        let mean = v.iter().sum::<f64>() / 1000.0;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 999.0).sqrt();
+        let iid = 1.96 * sd / 1000f64.sqrt();
+        assert!(iid < 0.2, "{iid}");
+        // Block means are 1 ms apart: s = sqrt(82.5 / 9), half = 2.262 * s / sqrt(10).
+        let want = 2.262 * (82.5f64 / 9.0).sqrt() / 10f64.sqrt();
+        assert!(
+            (bm.half_width_ms - want).abs() < 1e-9,
+            "{}",
+            bm.half_width_ms
+        );
+        assert!(bm.half_width_ms > 10.0 * iid);
+    }
+
+    #[test]
+    fn t_quantiles() {
+        assert_eq!(t975(1), 12.706);
+        assert_eq!(t975(9), 2.262);
+        assert_eq!(t975(30), 2.042);
+        assert_eq!(t975(1000), 1.96);
+        assert!(t975(0).is_infinite());
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! `telemetry` (periodic, QoS 0). Cheap reads only: nothing here loads a runtime.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
 use crate::bench::result::now_ms;
 use crate::config::Config;
 use crate::models::Zoo;
+use crate::store::StoreStats;
 
 /// The retained `<p>/info` payload.
 pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String, Value> {
@@ -59,14 +61,28 @@ pub fn info(cfg: &Config, zoo: &Zoo, device_id: &str, board: &str) -> Map<String
     backends.sort_unstable();
     backends.dedup();
     m.insert("backends".into(), backends.join(",").into());
+    // Power mode, clocks, library versions... read from the board's files under the
+    // configured root (the same keys as in every result).
+    m.extend(
+        crate::telemetry::context::read(&crate::telemetry::SysRoot::new(&cfg.telemetry.sysroot))
+            .to_map(),
+    );
     m
 }
+
+/// How long the `edgebench info` child may take (a wedged driver can hang a probe).
+pub const RUNTIMES_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runtimes found, their versions and the providers / delegates usable here, learned
 /// from a short-lived `edgebench info --json` child process, so the idle daemon never
 /// maps ONNX Runtime or TensorFlow Lite itself. Keys: `ort_*`, `tflite_*`,
-/// `edgetpu_*`, `probes`; on failure `runtimes_error`.
-pub fn runtimes(config_path: Option<&Path>, sets: &[String]) -> Map<String, Value> {
+/// `edgetpu_*`, `probes`; on failure `runtimes_error`. A child still running after
+/// `timeout` is killed. Blocking: run it off the async runtime.
+pub fn runtimes(
+    config_path: Option<&Path>,
+    sets: &[String],
+    timeout: Duration,
+) -> Map<String, Value> {
     let mut m = Map::new();
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -86,7 +102,7 @@ pub fn runtimes(config_path: Option<&Path>, sets: &[String]) -> Map<String, Valu
     for s in sets {
         cmd.arg("--set").arg(s);
     }
-    match cmd.stdin(std::process::Stdio::null()).output() {
+    match output_within(&mut cmd, timeout) {
         Ok(o) if o.status.success() => {
             match serde_json::from_slice::<Map<String, Value>>(&o.stdout) {
                 Ok(all) => {
@@ -125,14 +141,76 @@ pub fn runtimes(config_path: Option<&Path>, sets: &[String]) -> Map<String, Valu
     m
 }
 
+/// The store's state as flat keys, for `telemetry` and `status-get`:
+/// `unsent_bytes`, `store_alarm` (`none`, `low_space`, `dropped`, `full`),
+/// `store_dropped_bytes`, and `store_free_bytes` when known.
+pub fn store_fields(st: &StoreStats) -> Vec<(&'static str, Value)> {
+    let mut v = vec![
+        ("unsent_bytes", st.unsent().into()),
+        ("store_alarm", st.alarm.unwrap_or("none").into()),
+        ("store_dropped_bytes", st.dropped_bytes.into()),
+    ];
+    if let Some(f) = st.free_bytes {
+        v.push(("store_free_bytes", f.into()));
+    }
+    v
+}
+
+/// Runs `cmd` to completion, killing it after `timeout`.
+fn output_within(
+    cmd: &mut std::process::Command,
+    timeout: Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Readers on their own threads, so a full pipe never blocks the child.
+    let mut out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let end = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s; killed", timeout.as_secs()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
 /// The `<p>/telemetry` payload: the telemetry scrape (`Telemetry::snapshot`, flat)
-/// plus the daemon's own state.
+/// plus the daemon's own state and the store's ([`store_fields`]).
 pub fn telemetry(
     mut snapshot: Map<String, Value>,
     device_id: &str,
     state: &str,
     uptime_s: u64,
-    unsent_bytes: u64,
+    store: &StoreStats,
 ) -> String {
     snapshot.entry("ts").or_insert_with(|| now_ms().into());
     snapshot.insert("device_id".into(), device_id.into());
@@ -144,7 +222,9 @@ pub fn telemetry(
     }
     snapshot.insert("sweep_state".into(), state.into());
     snapshot.insert("uptime_s".into(), uptime_s.into());
-    snapshot.insert("unsent_bytes".into(), unsent_bytes.into());
+    for (k, v) in store_fields(store) {
+        snapshot.insert(k.into(), v);
+    }
     Value::Object(snapshot).to_string()
 }
 
@@ -179,9 +259,65 @@ mod tests {
     }
 
     #[test]
+    fn a_child_that_hangs_is_killed_after_the_timeout() {
+        let t0 = Instant::now();
+        let e = output_within(
+            std::process::Command::new("sleep").arg("30"),
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        let o = output_within(
+            std::process::Command::new("echo").arg("hi"),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(o.stdout, b"hi\n");
+    }
+
+    #[test]
+    fn info_carries_the_board_context_from_the_sysroot() {
+        let mut cfg = Config::default();
+        cfg.telemetry.sysroot = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sys/jetson-nano"
+        )
+        .into();
+        let zoo = Zoo {
+            dir: "m".into(),
+            manifest: "m/manifest.toml".into(),
+            models: Vec::new(),
+            sets: Default::default(),
+        };
+        let m = info(&cfg, &zoo, "dev", "jetson-nano");
+        assert_eq!(m["nvpmodel_name"], "MAXN");
+        assert_eq!(m["jetpack_release"], "4.6.1");
+        assert_eq!(m["emc_mhz"], 1600.0);
+        assert_eq!(m["kernel"], "4.9.253-tegra");
+        assert_eq!(m["mem_total_mb"], 4_051_032 / 1024);
+        assert!(m
+            .values()
+            .all(|v| !v.is_object() && !v.is_array() && !v.is_null()));
+    }
+
+    #[test]
     fn telemetry_is_flat() {
         let t = Telemetry::open(&Default::default(), "", "");
-        let v: Value = serde_json::from_str(&telemetry(t.snapshot(), "dev", "idle", 5, 0)).unwrap();
+        let st = StoreStats {
+            end: 10,
+            cursor: 4,
+            bytes: 10,
+            segments: 1,
+            free_bytes: Some(1000),
+            dropped_bytes: 0,
+            alarm: Some("low_space"),
+        };
+        let v: Value =
+            serde_json::from_str(&telemetry(t.snapshot(), "dev", "idle", 5, &st)).unwrap();
+        assert_eq!(v["unsent_bytes"], 6);
+        assert_eq!(v["store_alarm"], "low_space");
+        assert_eq!(v["store_free_bytes"], 1000);
         assert!(v["ts"].as_i64().is_some());
         assert_eq!(v["device_id"], "dev");
         assert!(v

@@ -18,25 +18,34 @@
 //! store is the replay queue, drained again from the cursor after the next
 //! `ConnAck` (at least once; consumers de-duplicate on `run_id`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, PublishProperties};
+use rumqttc::tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnectProperties, Filter, LastWill, Packet, PubAckReason, Publish, PublishProperties,
+    RetainForwardRule,
+};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
-use rumqttc::{Outgoing, Transport};
-use tokio::sync::{mpsc, oneshot, Notify};
+use rumqttc::v5::{
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Request, StateError,
+};
+use rumqttc::{Outgoing, TlsConfiguration, Transport};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
 use super::backoff::Backoff;
+use super::deadletter::{self, DeadLetters};
+use super::identity;
+use super::messages::{self, Code, Reply};
 use super::topics::Topics;
 use crate::bench::result::now_ms;
-use crate::config::MqttConfig;
+use crate::config::{MqttConfig, MqttTlsConfig};
 use crate::store::Store;
 
 /// Results published but not yet acknowledged, at most (below mosquitto's default
@@ -44,6 +53,13 @@ use crate::store::Store;
 const WINDOW: usize = 16;
 /// Requests rumqttc may hold in its channel.
 const REQUEST_CAPACITY: usize = 64;
+/// Commands waiting for the daemon; more are answered `busy` by the link.
+const COMMAND_CAPACITY: usize = 64;
+/// Replies held while rumqttc's queue is full; more are dropped (counted).
+const HELD_MAX: usize = 4096;
+/// An error PUBACK that cannot be pinned to one record counts against every record
+/// in flight; a record with this many goes to the dead-letter file.
+const MAX_STRIKES: u32 = 3;
 /// Largest packet the broker may send us (commands are refused above
 /// `commands.max_payload_bytes` with a reply; this only has to be larger).
 pub const MAX_INCOMING_PACKET: u32 = 256 * 1024;
@@ -56,6 +72,11 @@ pub struct LinkSettings {
     pub backoff_max: Duration,
     /// `host:port`, for messages.
     pub address: String,
+    /// For the replies the link writes itself (`busy`, refused publishes).
+    pub device_id: String,
+    /// A birth topic to watch (Home Assistant's `homeassistant/status`): `online` there
+    /// makes the link publish its retained messages again. `None`: not subscribed.
+    pub rebirth_topic: Option<String>,
 }
 
 impl std::fmt::Debug for LinkSettings {
@@ -67,18 +88,33 @@ impl std::fmt::Debug for LinkSettings {
 }
 
 impl LinkSettings {
-    /// Builds the rumqttc options from `[mqtt]`: Last Will `offline` (retained),
-    /// credentials (password from `password_file`), TLS from `tls.*`, packet size.
-    /// Errors name the key and the file.
-    pub fn from_config(m: &MqttConfig, device_id: &str, topics: &Topics) -> Result<LinkSettings> {
+    /// Builds the rumqttc options from `[mqtt]`: client id from the device id and
+    /// the machine hash, a persistent session (`session_expiry_s`), Last Will
+    /// `offline` (retained), credentials (password from `password_file`, refused over
+    /// plain text unless allowed), TLS from `tls.*`, packet size. Errors name the key
+    /// and the file.
+    pub fn from_config(
+        m: &MqttConfig,
+        device_id: &str,
+        topics: &Topics,
+        machine: Option<&str>,
+    ) -> Result<LinkSettings> {
         if m.host.is_empty() {
             bail!("mqtt.host is empty (MQTT is off)");
         }
-        let mut o = MqttOptions::new(format!("edgebench-{device_id}"), &m.host, m.port);
-        o.set_keep_alive(Duration::from_secs(m.keepalive_s.clamp(5, 3600)));
-        o.set_clean_start(true);
+        let mut o = MqttOptions::new(identity::client_id(device_id, machine), &m.host, m.port);
+        // rumqttc gives up on a connection one interval after an unanswered ping,
+        // so up to two intervals after it died: pinging every half of keepalive_s
+        // notices a dead (stalled, half-open) connection within keepalive_s.
+        o.set_keep_alive(Duration::from_secs((m.keepalive_s / 2).clamp(5, 1800)));
+        // A persistent session: the broker keeps the subscriptions and queues QoS 1
+        // commands sent while the board reconnects.
+        o.set_clean_start(m.session_expiry_s == 0);
         o.set_connection_timeout(10);
-        o.set_max_packet_size(Some(MAX_INCOMING_PACKET));
+        let mut props = ConnectProperties::new();
+        props.max_packet_size = Some(MAX_INCOMING_PACKET);
+        props.session_expiry_interval = (m.session_expiry_s > 0).then_some(m.session_expiry_s);
+        o.set_connect_properties(props);
         o.set_last_will(LastWill::new(
             topics.status(),
             "offline",
@@ -86,6 +122,7 @@ impl LinkSettings {
             true,
             None,
         ));
+        let tls = tls_config(&m.tls)?;
         if !m.password_file.is_empty() && m.username.is_empty() {
             bail!("mqtt.password_file is set but mqtt.username is empty");
         }
@@ -93,43 +130,125 @@ impl LinkSettings {
             let password = if m.password_file.is_empty() {
                 String::new()
             } else {
-                read_secret(Path::new(&m.password_file)).context("mqtt.password_file")?
+                let path = Path::new(&m.password_file);
+                check_private(path).context("mqtt.password_file")?;
+                read_secret(path).context("mqtt.password_file")?
             };
+            if !password.is_empty() && tls.is_none() {
+                if !m.allow_plaintext_password {
+                    bail!(
+                        "mqtt.password_file: the password would travel in plain text to {}:{}; \
+                         turn TLS on (mqtt.tls.enabled or mqtt.tls.ca_file) or set \
+                         mqtt.allow_plaintext_password = true",
+                        m.host,
+                        m.port
+                    );
+                }
+                log::warn!(
+                    "mqtt: the password travels in plain text to {}:{} (mqtt.allow_plaintext_password = true)",
+                    m.host,
+                    m.port
+                );
+            }
             o.set_credentials(&m.username, password);
         }
-        let t = &m.tls;
-        if !t.ca_file.is_empty() {
-            let ca = std::fs::read(&t.ca_file)
-                .with_context(|| format!("mqtt.tls.ca_file: cannot read {}", t.ca_file))?;
-            let client = match (t.cert_file.is_empty(), t.key_file.is_empty()) {
-                (true, true) => None,
-                (false, false) => Some((
-                    std::fs::read(&t.cert_file).with_context(|| {
-                        format!("mqtt.tls.cert_file: cannot read {}", t.cert_file)
-                    })?,
-                    std::fs::read(&t.key_file).with_context(|| {
-                        format!("mqtt.tls.key_file: cannot read {}", t.key_file)
-                    })?,
-                )),
-                _ => bail!(
-                    "mqtt.tls.cert_file and mqtt.tls.key_file go together: set both or neither"
-                ),
-            };
-            o.set_transport(Transport::tls(ca, client, None));
-        } else if !t.cert_file.is_empty() || !t.key_file.is_empty() {
-            bail!("mqtt.tls.cert_file / key_file need mqtt.tls.ca_file (which turns TLS on)");
+        if let Some(c) = tls {
+            o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(c),
+            )));
         }
         Ok(LinkSettings {
             options: o,
             backoff_min: Duration::from_secs_f64(m.backoff_min_s),
             backoff_max: Duration::from_secs_f64(m.backoff_max_s),
             address: format!("{}:{}", m.host, m.port),
+            device_id: device_id.to_string(),
+            rebirth_topic: None,
         })
     }
 }
 
+/// The rustls configuration of `[mqtt.tls]`, or `None` when TLS is off: roots from
+/// the system (`enabled`) and/or `ca_file`, a client certificate from `cert_file` +
+/// `key_file` (the key must be private to its owner).
+fn tls_config(t: &MqttTlsConfig) -> Result<Option<ClientConfig>> {
+    if !t.enabled && t.ca_file.is_empty() {
+        if !t.cert_file.is_empty() || !t.key_file.is_empty() {
+            bail!(
+                "mqtt.tls.cert_file / key_file need TLS: set mqtt.tls.enabled or mqtt.tls.ca_file"
+            );
+        }
+        return Ok(None);
+    }
+    let mut roots = RootCertStore::empty();
+    if t.enabled {
+        match rustls_native_certs::load_native_certs() {
+            Ok(certs) => {
+                let (added, _) = roots.add_parsable_certificates(certs);
+                log::debug!("mqtt.tls: {added} system CA certificates");
+            }
+            Err(e) => log::warn!("mqtt.tls.enabled: cannot read the system CA roots: {e}"),
+        }
+    }
+    if !t.ca_file.is_empty() {
+        let pem = std::fs::read(&t.ca_file)
+            .with_context(|| format!("mqtt.tls.ca_file: cannot read {}", t.ca_file))?;
+        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("mqtt.tls.ca_file: {} is not PEM", t.ca_file))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            bail!("mqtt.tls.ca_file: no CA certificate in {}", t.ca_file);
+        }
+    }
+    if roots.is_empty() {
+        bail!("mqtt.tls.enabled: no system CA certificates found (install ca-certificates or set mqtt.tls.ca_file)");
+    }
+    let builder = ClientConfig::builder().with_root_certificates(roots);
+    let config = match (t.cert_file.is_empty(), t.key_file.is_empty()) {
+        (true, true) => builder.with_no_client_auth(),
+        (false, false) => {
+            let pem = std::fs::read(&t.cert_file)
+                .with_context(|| format!("mqtt.tls.cert_file: cannot read {}", t.cert_file))?;
+            let chain = rustls_pemfile::certs(&mut pem.as_slice())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| format!("mqtt.tls.cert_file: {} is not PEM", t.cert_file))?;
+            if chain.is_empty() {
+                bail!("mqtt.tls.cert_file: no certificate in {}", t.cert_file);
+            }
+            let key_path = Path::new(&t.key_file);
+            check_private(key_path).context("mqtt.tls.key_file")?;
+            let pem = std::fs::read(key_path)
+                .with_context(|| format!("mqtt.tls.key_file: cannot read {}", t.key_file))?;
+            let key = rustls_pemfile::private_key(&mut pem.as_slice())
+                .with_context(|| format!("mqtt.tls.key_file: {} is not PEM", t.key_file))?
+                .with_context(|| format!("mqtt.tls.key_file: no private key in {}", t.key_file))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .context("mqtt.tls.cert_file / key_file do not make a client certificate")?
+        }
+        _ => bail!("mqtt.tls.cert_file and mqtt.tls.key_file go together: set both or neither"),
+    };
+    Ok(Some(config))
+}
+
+/// Refuses a secret file that its group or others may read or write (like ssh).
+fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is accessible to group or others (mode {mode:03o}); `chmod 600` it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// A password file: its content without the trailing newline.
-fn read_secret(path: &Path) -> Result<String> {
+pub(crate) fn read_secret(path: &Path) -> Result<String> {
     let s =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let s = s.strip_suffix('\n').unwrap_or(&s);
@@ -178,37 +297,82 @@ pub enum ToLink {
     },
 }
 
-/// Events from the link.
+/// Commands from the link (a bounded channel: when it is full the link answers
+/// `busy` itself and counts; connection state travels separately, see [`LinkState`]).
 #[derive(Debug)]
 pub enum FromLink {
-    Connected,
-    Disconnected(String),
     /// A message on a command topic.
     Command {
         verb: String,
         payload: Bytes,
-        /// MQTT 5 response topic, when the sender gave a usable one.
+        /// MQTT 5 response topic, when the sender gave one without wildcards.
         response_topic: Option<String>,
         correlation: Option<Bytes>,
+        /// Arrived on the fleet topic (`<topic_prefix>/all/cmd/<verb>`).
+        fleet: bool,
+        /// Published with the retain flag (never acted on).
+        retained: bool,
+        /// MQTT 5 message expiry left when the broker delivered it, seconds.
+        message_expiry_s: Option<u32>,
     },
+}
+
+/// The connection as the link sees it (a `watch`: never dropped, the latest wins).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LinkState {
+    pub connected: bool,
+    /// Why the last connection ended (empty before the first one).
+    pub why: String,
+}
+
+/// Counters of the link, for `status-get`.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Commands answered `busy` by the link because the daemon was not keeping up.
+    pub commands_busy: AtomicU64,
+    /// Replies (and other non-retained messages) dropped because rumqttc's queue
+    /// was full; each is logged.
+    pub replies_dropped: AtomicU64,
 }
 
 /// Handle of a running link.
 pub struct LinkHandle {
     pub tx: mpsc::Sender<ToLink>,
-    task: JoinHandle<()>,
+    /// The core, the poller (rumqttc's event loop) and the cursor writer: all
+    /// aborted when the handle goes, so an old connection can never live on (and
+    /// reconnect with the same client id) after a reload or a shutdown.
+    tasks: Vec<tokio::task::AbortHandle>,
     /// Unix ms of the core's last loop turn (for the watchdog).
     pub heartbeat: Arc<AtomicI64>,
+    pub state: watch::Receiver<LinkState>,
+    pub stats: Arc<LinkStats>,
+    pub dead_letters: Arc<DeadLetters>,
 }
 
+/// The shutdown sequence's own steps (results, `offline`, DISCONNECT) end this
+/// long after `grace` at the latest; [`LinkHandle::shutdown`] waits a little more.
+const SHUTDOWN_STEPS: Duration = Duration::from_millis(2500);
+
 impl LinkHandle {
-    /// Runs the shutdown sequence and waits for it (bounded by `grace` plus a margin).
+    /// Runs the shutdown sequence and waits for it: at most `grace` plus 3 s, then
+    /// every task of the link is aborted.
     pub async fn shutdown(self, grace: Duration) {
         let (done, rx) = oneshot::channel();
-        if self.tx.send(ToLink::Shutdown { grace, done }).await.is_ok() {
-            let _ = tokio::time::timeout(grace + Duration::from_secs(3), rx).await;
+        let end = tokio::time::Instant::now() + grace + SHUTDOWN_STEPS + Duration::from_millis(500);
+        let sent =
+            tokio::time::timeout_at(end, self.tx.send(ToLink::Shutdown { grace, done })).await;
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout_at(end, rx).await;
         }
-        self.task.abort();
+        // Drop aborts every task.
+    }
+}
+
+impl Drop for LinkHandle {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -245,9 +409,22 @@ fn lock(t: &Mutex<Tracker>) -> MutexGuard<'_, Tracker> {
 /// Events from the poller to the core.
 #[derive(Debug)]
 enum Polled {
-    ConnAck,
+    /// With the broker's maximum packet size, when it set one.
+    ConnAck {
+        max_packet: Option<u32>,
+    },
     Message(rumqttc::v5::mqttbytes::v5::Publish),
     Acked(Tag),
+    /// The broker answered this publish with an error reason code.
+    Refused {
+        tag: Tag,
+        reason: String,
+    },
+    /// An error PUBACK that could not be pinned to one publish: these were in flight.
+    Suspects {
+        tags: Vec<Tag>,
+        reason: String,
+    },
     Disconnected(String),
 }
 
@@ -270,7 +447,10 @@ pub fn spawn(
         settings.address.clone(),
     ));
     let (tx, rx) = mpsc::channel(64);
-    let (up_tx, up_rx) = mpsc::channel(64);
+    let (up_tx, up_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let (state_tx, state_rx) = watch::channel(LinkState::default());
+    let stats = Arc::new(LinkStats::default());
+    let dead_letters = Arc::new(DeadLetters::new(store.dir(), deadletter::MAX_BYTES));
     let heartbeat = Arc::new(AtomicI64::new(now_ms()));
     let persist = Arc::new(Notify::new());
     let persister = tokio::spawn(persist_cursor(store.clone(), persist.clone()));
@@ -280,20 +460,35 @@ pub fn spawn(
         topics,
         store,
         up: up_tx,
+        state: state_tx,
+        stats: stats.clone(),
+        dead_letters: dead_letters.clone(),
+        device_id: settings.device_id.clone(),
+        rebirth_topic: settings.rebirth_topic.clone(),
+        notices: Vec::new(),
+        strikes: HashMap::new(),
         retained: Vec::new(),
         ready: false,
         next_send: 0,
         outstanding: 0,
         blocked: false,
+        held: VecDeque::new(),
+        max_packet: None,
         persist,
         heartbeat: heartbeat.clone(),
     };
+    let tasks = vec![poller.abort_handle(), persister.abort_handle()];
     let task = tokio::spawn(core.run(rx, polled_rx, poller, persister));
+    let mut tasks = tasks;
+    tasks.push(task.abort_handle());
     (
         LinkHandle {
             tx,
-            task,
+            tasks,
             heartbeat,
+            state: state_rx,
+            stats,
+            dead_letters,
         },
         up_rx,
     )
@@ -325,7 +520,8 @@ async fn poll_forever(
                     log::debug!("mqtt: no TCP socket to port {port} found for TCP_NODELAY");
                 }
                 lock(&tracker).reset(true);
-                let _ = tx.send(Polled::ConnAck);
+                let max_packet = eventloop.state.max_outgoing_packet_size;
+                let _ = tx.send(Polled::ConnAck { max_packet });
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let _ = tx.send(Polled::Message(p));
@@ -355,16 +551,42 @@ async fn poll_forever(
             }
             Ok(_) => {}
             Err(e) => {
-                {
+                let refused = {
                     // Forget rumqttc's replay queue (and anything queued meanwhile):
                     // the store replays results after the next ConnAck.
                     let mut t = lock(&tracker);
+                    let refused = match &e {
+                        ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
+                            Some(pin_refused(&mut eventloop, &mut t, *reason, &tx))
+                        }
+                        _ => None,
+                    };
                     eventloop.clean();
                     eventloop.pending.clear();
+                    // rumqttc 0.24's clean() keeps a publish that collided on a packet id
+                    // (the broker stalled with every id in flight); left there it fails
+                    // each new connection after two pings with CollisionTimeout. The
+                    // store sends that record again after the ConnAck.
+                    eventloop.state.collision = None;
                     t.reset(false);
+                    refused
+                };
+                let why = describe(&e);
+                // rumqttc 0.24 closes the connection on an error PUBACK. A refused
+                // record is now in the dead-letter file: reconnect at once and go on.
+                // Not a broker outage either when another message was refused (a
+                // reply to a response topic the ACL denies): a short pause only.
+                if let Some(Some(tag)) = refused {
+                    log::warn!("mqtt: {address}: {why}; reconnecting");
+                    let _ = tx.send(Polled::Disconnected(why));
+                    let pause = match tag {
+                        Tag::Record { .. } => 50,
+                        _ => 1000,
+                    };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    continue;
                 }
                 let delay = backoff.next_delay();
-                let why = describe(&e);
                 log::warn!(
                     "mqtt: {address}: {why}; retrying in {:.1} s (attempt {})",
                     delay.as_secs_f64(),
@@ -373,6 +595,64 @@ async fn poll_forever(
                 let _ = tx.send(Polled::Disconnected(why));
                 tokio::time::sleep(delay).await;
             }
+        }
+    }
+}
+
+/// After an error PUBACK (rumqttc 0.24 turns it into a connection error without
+/// the packet id): finds the refused publish. rumqttc has already moved every
+/// unacknowledged publish into `pending`, and queued the successful PUBACKs read in
+/// the same batch as events; what is in flight in our tracker but in neither is the
+/// refused one. Successful PUBACKs are reported now (their records are delivered).
+/// Returns the refused tag when it could be pinned down.
+fn pin_refused(
+    eventloop: &mut EventLoop,
+    t: &mut Tracker,
+    reason: PubAckReason,
+    tx: &mpsc::UnboundedSender<Polled>,
+) -> Option<Tag> {
+    let pending: HashSet<u16> = eventloop
+        .pending
+        .iter()
+        .filter_map(|r| match r {
+            Request::Publish(p) => Some(p.pkid),
+            _ => None,
+        })
+        .collect();
+    // Keep every other event (commands read in the same batch) for after the reconnect.
+    let events = std::mem::take(&mut eventloop.state.events);
+    for ev in events {
+        match ev {
+            Event::Incoming(Packet::PubAck(a)) => {
+                if let Some(tag) = t.inflight.remove(&a.pkid) {
+                    let _ = tx.send(Polled::Acked(tag));
+                }
+            }
+            other => eventloop.state.events.push_back(other),
+        }
+    }
+    let candidates: Vec<Tag> = t
+        .inflight
+        .iter()
+        .filter(|(pkid, _)| !pending.contains(pkid))
+        .map(|(_, tag)| *tag)
+        .collect();
+    let reason = format!("{reason:?}");
+    match candidates.as_slice() {
+        [tag] => {
+            let _ = tx.send(Polled::Refused { tag: *tag, reason });
+            Some(*tag)
+        }
+        _ => {
+            log::warn!(
+                "mqtt: the broker refused a publish ({reason}) that cannot be told apart from {} others in flight",
+                candidates.len().saturating_sub(1)
+            );
+            let _ = tx.send(Polled::Suspects {
+                tags: candidates,
+                reason,
+            });
+            None
         }
     }
 }
@@ -477,6 +757,9 @@ fn describe(e: &ConnectionError) -> String {
         ConnectionError::Io(io) => format!("connection failed: {io}"),
         ConnectionError::Tls(t) => format!("TLS failed: {t} (check mqtt.tls.*)"),
         ConnectionError::Timeout(_) => "connection timed out".into(),
+        ConnectionError::MqttState(StateError::PubAckFail { reason }) => {
+            format!("the broker refused a publish: {reason:?}")
+        }
         other => format!("connection lost: {other}"),
     }
 }
@@ -499,6 +782,9 @@ enum Sent {
     Queued,
     NotConnected,
     Full,
+    /// Above the broker's maximum packet size (CONNACK): rumqttc would turn it into a
+    /// connection error, and so again after every reconnect. The size in bytes.
+    TooLarge(usize),
 }
 
 struct Core {
@@ -507,6 +793,16 @@ struct Core {
     topics: Topics,
     store: Arc<Store>,
     up: mpsc::Sender<FromLink>,
+    state: watch::Sender<LinkState>,
+    stats: Arc<LinkStats>,
+    dead_letters: Arc<DeadLetters>,
+    device_id: String,
+    /// See [`LinkSettings::rebirth_topic`].
+    rebirth_topic: Option<String>,
+    /// Error replies about refused records, published after the next ConnAck.
+    notices: Vec<Outbound>,
+    /// Error PUBACKs that could not be pinned down, per record offset.
+    strikes: HashMap<u64, u32>,
     /// Retained messages re-published after every ConnAck (topic -> latest).
     retained: Vec<Outbound>,
     /// `online` published and subscribed in this connection.
@@ -517,6 +813,10 @@ struct Core {
     outstanding: usize,
     /// A drain stopped because rumqttc's channel was full; retry soon.
     blocked: bool,
+    /// Replies waiting for room in rumqttc's queue (at most [`HELD_MAX`]).
+    held: VecDeque<Outbound>,
+    /// The broker's maximum packet size in this connection.
+    max_packet: Option<u32>,
     persist: Arc<Notify>,
     heartbeat: Arc<AtomicI64>,
 }
@@ -547,6 +847,9 @@ impl Core {
                         return;
                     }
                 },
+                _ = tokio::time::sleep(Duration::from_millis(20)), if !self.held.is_empty() => {
+                    self.flush_held();
+                }
                 _ = tokio::time::sleep(Duration::from_millis(200)), if self.blocked => {
                     self.blocked = false;
                     self.drain();
@@ -561,16 +864,25 @@ impl Core {
         if !t.connected {
             return Sent::NotConnected;
         }
-        let res = match &o.correlation {
-            Some(c) => self.client.try_publish_with_properties(
+        let props = o.correlation.as_ref().map(|c| PublishProperties {
+            correlation_data: Some(c.clone()),
+            ..Default::default()
+        });
+        if let Some(max) = self.max_packet {
+            // The size rumqttc checks (packet id not yet assigned).
+            let size =
+                Publish::new(o.topic.as_str(), o.qos, o.payload.clone(), props.clone()).size();
+            if size > max as usize {
+                return Sent::TooLarge(size);
+            }
+        }
+        let res = match props {
+            Some(p) => self.client.try_publish_with_properties(
                 o.topic.clone(),
                 o.qos,
                 o.retain,
                 o.payload.clone(),
-                PublishProperties {
-                    correlation_data: Some(c.clone()),
-                    ..Default::default()
-                },
+                p,
             ),
             None => self
                 .client
@@ -587,44 +899,94 @@ impl Core {
 
     async fn on_polled(&mut self, ev: Polled) {
         match ev {
-            Polled::ConnAck => {
+            Polled::ConnAck { max_packet } => {
                 self.ready = false;
+                self.max_packet = max_packet;
                 let online = Outbound::new(self.topics.status(), "online", QoS::AtLeastOnce, true);
                 if !matches!(self.publish(&online, Tag::Plain), Sent::Queued) {
                     return;
                 }
-                let filters = self
-                    .topics
-                    .command_filters()
-                    .map(|f| Filter::new(f, QoS::AtLeastOnce));
+                // Retained commands: the broker must not send them at subscription
+                // (retain handling 2), and live ones keep their flag (retain as
+                // published) so they can be recognised and ignored.
+                let filters = self.topics.command_filters().map(|f| Filter {
+                    path: f,
+                    qos: QoS::AtLeastOnce,
+                    nolocal: false,
+                    preserve_retain: true,
+                    retain_forward_rule: RetainForwardRule::Never,
+                });
                 if let Err(e) = self.client.try_subscribe_many(filters) {
                     log::warn!("mqtt: cannot queue the subscription: {e}");
                     return;
                 }
+                if let Some(t) = &self.rebirth_topic {
+                    if let Err(e) = self.client.try_subscribe(t.clone(), QoS::AtLeastOnce) {
+                        log::warn!("mqtt: cannot queue the subscription to {t}: {e}");
+                    }
+                }
                 for r in self.retained.clone() {
-                    self.publish(&r, Tag::Plain);
+                    if let Sent::TooLarge(size) = self.publish(&r, Tag::Plain) {
+                        self.too_large(&r, size);
+                    }
+                }
+                for n in std::mem::take(&mut self.notices) {
+                    self.publish(&n, Tag::Plain);
                 }
                 self.ready = true;
                 self.next_send = self.store.cursor();
                 self.outstanding = 0;
-                let _ = self.up.try_send(FromLink::Connected);
+                self.state.send_replace(LinkState {
+                    connected: true,
+                    why: String::new(),
+                });
                 self.drain();
             }
             Polled::Disconnected(why) => {
+                self.drop_held();
                 if self.ready {
-                    let _ = self.up.try_send(FromLink::Disconnected(why));
+                    self.state.send_replace(LinkState {
+                        connected: false,
+                        why,
+                    });
                 }
                 self.ready = false;
                 self.outstanding = 0;
             }
-            Polled::Acked(Tag::Record { offset, end }) => {
-                self.store.ack(offset, end);
-                self.persist.notify_one();
-                self.outstanding = self.outstanding.saturating_sub(1);
-                self.drain();
+            Polled::Refused {
+                tag: Tag::Record { offset, end },
+                reason,
+            } => self.dead_letter(offset, end, &reason),
+            Polled::Refused { tag, reason } => log::error!(
+                "mqtt: the broker refused a message that is not a stored record ({tag:?}: {reason}); dropped"
+            ),
+            Polled::Suspects { tags, reason } => {
+                for t in tags {
+                    if let Tag::Record { offset, end } = t {
+                        let n = self.strikes.entry(offset).or_insert(0);
+                        *n += 1;
+                        if *n >= MAX_STRIKES {
+                            self.strikes.remove(&offset);
+                            self.dead_letter(offset, end, &reason);
+                        }
+                    }
+                }
             }
-            Polled::Acked(_) => {}
+            Polled::Acked(tag) if !self.held.is_empty() => {
+                self.flush_held();
+                self.on_acked(tag);
+            }
+            Polled::Acked(tag) => self.on_acked(tag),
             Polled::Message(p) => self.on_message(p),
+        }
+    }
+
+    fn on_acked(&mut self, tag: Tag) {
+        if let Tag::Record { offset, end } = tag {
+            self.store.ack(offset, end);
+            self.persist.notify_one();
+            self.outstanding = self.outstanding.saturating_sub(1);
+            self.drain();
         }
     }
 
@@ -632,24 +994,185 @@ impl Core {
         let Ok(topic) = std::str::from_utf8(&p.topic) else {
             return;
         };
+        if self.rebirth_topic.as_deref() == Some(topic) {
+            if p.payload.trim_ascii() == b"online" && self.ready {
+                log::info!("mqtt: {topic} says online: publishing the retained messages again");
+                for r in self.retained.clone() {
+                    self.publish(&r, Tag::Plain);
+                }
+            }
+            return;
+        }
         let Some(verb) = self.topics.command_verb(topic) else {
             return;
         };
-        let (response_topic, correlation) = match p.properties {
+        let fleet = self.topics.is_fleet(topic);
+        let (response_topic, correlation, message_expiry_s) = match p.properties {
             Some(props) => (
                 props.response_topic.filter(|t| usable_response_topic(t)),
                 props.correlation_data,
+                props.message_expiry_interval,
             ),
-            None => (None, None),
+            None => (None, None, None),
         };
         let cmd = FromLink::Command {
             verb: verb.to_string(),
             payload: p.payload,
             response_topic,
             correlation,
+            fleet,
+            retained: p.retain,
+            message_expiry_s,
         };
-        if self.up.try_send(cmd).is_err() {
-            log::warn!("mqtt: command on {topic} dropped: the daemon is not keeping up");
+        if let Err(mpsc::error::TrySendError::Full(FromLink::Command { payload, .. })) =
+            self.up.try_send(cmd)
+        {
+            // Never silently: the sender hears `busy`, the count goes in the log and
+            // in `status-get`.
+            let n = self.stats.commands_busy.fetch_add(1, Ordering::Relaxed) + 1;
+            let rid = messages::peek_request_id(&payload);
+            if n.is_power_of_two() || n.is_multiple_of(1000) {
+                log::warn!(
+                    "mqtt: command on {topic} answered busy: the daemon is not keeping up ({n} so far)"
+                );
+            }
+            let r = Reply::new(
+                rid.as_deref(),
+                Code::Busy,
+                "too many commands at once; this one was not read (try again with a new request_id)",
+            )
+            .with("verb", verb);
+            let o = Outbound::new(
+                self.topics.reply(),
+                r.to_json(&self.device_id, now_ms()),
+                QoS::AtLeastOnce,
+                false,
+            );
+            if self.ready {
+                self.publish_or_hold(o);
+            }
+        }
+    }
+
+    /// Publishes a non-retained message (a reply), or holds it while rumqttc's
+    /// queue is full; beyond [`HELD_MAX`] it is dropped, counted and logged.
+    fn publish_or_hold(&mut self, o: Outbound) {
+        if self.held.is_empty() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued | Sent::NotConnected => return,
+                Sent::TooLarge(size) => return self.too_large(&o, size),
+                Sent::Full => {}
+            }
+        }
+        if self.held.len() < HELD_MAX {
+            self.held.push_back(o);
+            return;
+        }
+        let n = self.stats.replies_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() || n.is_multiple_of(1000) {
+            log::warn!(
+                "mqtt: dropped a message to {}: {HELD_MAX} already wait for the broker ({n} dropped so far)",
+                o.topic
+            );
+        }
+    }
+
+    /// A message (not a record) larger than the broker takes: not sent, logged.
+    fn too_large(&self, o: &Outbound, size: usize) {
+        log::error!(
+            "mqtt: a message to {} is {size} bytes, above the broker's maximum packet size ({}); not sent",
+            o.topic,
+            self.max_packet.unwrap_or_default()
+        );
+    }
+
+    /// Publishes held messages while rumqttc takes them.
+    fn flush_held(&mut self) {
+        while let Some(o) = self.held.pop_front() {
+            match self.publish(&o, Tag::Plain) {
+                Sent::Queued => {}
+                Sent::TooLarge(size) => self.too_large(&o, size),
+                Sent::Full => {
+                    self.held.push_front(o);
+                    return;
+                }
+                Sent::NotConnected => {
+                    self.drop_held();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The connection went: held replies are not sent later (counted).
+    fn drop_held(&mut self) {
+        let n = self.held.len() as u64;
+        if n > 0 {
+            self.held.clear();
+            let total = self.stats.replies_dropped.fetch_add(n, Ordering::Relaxed) + n;
+            log::warn!("mqtt: {n} replies dropped with the connection ({total} so far)");
+        }
+    }
+
+    /// Puts a record the broker refused into the dead-letter file, moves the store
+    /// past it and queues an error reply (published after the reconnect).
+    fn dead_letter(&mut self, offset: u64, end: u64, reason: &str) {
+        let line = match self.store.read_from(offset, 1) {
+            Ok(v) => v.into_iter().find(|r| r.offset == offset).map(|r| r.line),
+            Err(e) => {
+                log::error!("store: cannot read the refused record at {offset}: {e:#}");
+                None
+            }
+        };
+        let Some(line) = line else { return };
+        self.dead_letter_line(offset, end, &line, reason);
+    }
+
+    /// [`Core::dead_letter`] with the record's line at hand.
+    fn dead_letter_line(&mut self, offset: u64, end: u64, line: &str, reason: &str) {
+        let topic = match record_kind(line) {
+            Some("summary") => self.topics.summary(),
+            _ => self.topics.result(),
+        };
+        let run_id = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v["run_id"].as_str().map(str::to_string));
+        if let Err(e) = self.dead_letters.add(now_ms(), &topic, reason, line) {
+            // Without a dead-letter copy the record stays in the queue (retried).
+            log::error!("mqtt: the broker refused a record ({reason}) and {e:#}; it stays queued");
+            return;
+        }
+        self.store.ack(offset, end);
+        self.persist.notify_one();
+        let what = run_id.as_deref().unwrap_or("a record");
+        log::error!(
+            "mqtt: the broker refused {what} on {topic} ({reason}); kept in {}",
+            self.dead_letters.path().display()
+        );
+        let mut r = Reply::new(
+            None,
+            Code::PublishRefused,
+            format!(
+                "the broker refused {what} on {topic} ({reason}); kept in the dead-letter file {}",
+                deadletter::FILE
+            ),
+        )
+        .with("topic", topic)
+        .with("reason", reason)
+        .with(
+            "dead_letters",
+            self.dead_letters.count.load(Ordering::Relaxed),
+        );
+        if let Some(id) = run_id {
+            r = r.with("run_id", id);
+        }
+        if self.notices.len() < 16 {
+            self.notices.push(Outbound::new(
+                self.topics.reply(),
+                r.to_json(&self.device_id, now_ms()),
+                QoS::AtLeastOnce,
+                false,
+            ));
         }
     }
 
@@ -657,14 +1180,14 @@ impl Core {
         match m {
             ToLink::Publish(o) => {
                 if self.ready {
-                    if let Sent::Full = self.publish(&o, Tag::Plain) {
-                        log::warn!("mqtt: dropped a message to {}: queue full", o.topic);
-                    }
+                    self.publish_or_hold(o);
                 }
             }
             ToLink::Retained(o) => {
                 if self.ready {
-                    self.publish(&o, Tag::Plain);
+                    if let Sent::TooLarge(size) = self.publish(&o, Tag::Plain) {
+                        self.too_large(&o, size);
+                    }
                 }
                 match self.retained.iter_mut().find(|r| r.topic == o.topic) {
                     Some(r) => *r = o,
@@ -717,6 +1240,18 @@ impl Core {
                         self.next_send = r.end;
                         self.outstanding += 1;
                     }
+                    Sent::TooLarge(size) => {
+                        let line = String::from_utf8_lossy(&o.payload).into_owned();
+                        let reason = format!(
+                            "PacketTooLarge ({size} bytes, the broker's maximum is {})",
+                            self.max_packet.unwrap_or_default()
+                        );
+                        self.next_send = r.end;
+                        self.dead_letter_line(r.offset, r.end, &line, &reason);
+                        for n in std::mem::take(&mut self.notices) {
+                            self.publish_or_hold(n);
+                        }
+                    }
                     Sent::Full => {
                         self.blocked = true;
                         return;
@@ -735,7 +1270,10 @@ impl Core {
         poller: JoinHandle<()>,
         persister: JoinHandle<()>,
     ) {
-        let deadline = tokio::time::Instant::now() + grace;
+        let start = tokio::time::Instant::now();
+        let deadline = start + grace;
+        // Every step below ends by `hard`, inside the handle's outer wait.
+        let hard = deadline + SHUTDOWN_STEPS;
         // Let outstanding results be acknowledged (and queued ones go out).
         while self.ready && (self.outstanding > 0 || self.next_send < self.store.end()) {
             match tokio::time::timeout_at(deadline, polled.recv()).await {
@@ -746,7 +1284,8 @@ impl Core {
         if self.ready {
             let offline = Outbound::new(self.topics.status(), "offline", QoS::AtLeastOnce, true);
             if let Sent::Queued = self.publish(&offline, Tag::Offline) {
-                let until = tokio::time::Instant::now() + Duration::from_secs(2);
+                let until = (tokio::time::Instant::now() + Duration::from_millis(1500))
+                    .min(hard - Duration::from_millis(700));
                 loop {
                     match tokio::time::timeout_at(until, polled.recv()).await {
                         Ok(Some(Polled::Acked(Tag::Offline))) => break,
@@ -759,7 +1298,12 @@ impl Core {
                 }
             }
             let _ = self.client.try_disconnect();
-            let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
+            if tokio::time::timeout_at(hard - Duration::from_millis(200), poller)
+                .await
+                .is_err()
+            {
+                log::warn!("mqtt: no clean DISCONNECT before shutdown; connection dropped");
+            }
         } else {
             poller.abort();
         }
@@ -841,12 +1385,30 @@ mod tests {
             host: "localhost".into(),
             ..Default::default()
         };
-        assert!(LinkSettings::from_config(&m, "dev", &topics()).is_ok());
+        assert!(LinkSettings::from_config(&m, "dev", &topics(), None).is_ok());
         m.password_file = pw.display().to_string();
-        let e = LinkSettings::from_config(&m, "dev", &topics()).unwrap_err();
+        let e = LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err();
         assert!(format!("{e:#}").contains("mqtt.username"), "{e:#}");
         m.username = "u".into();
-        let s = LinkSettings::from_config(&m, "dev", &topics()).unwrap();
+        // Readable by others: refused, like ssh does.
+        let e = format!(
+            "{:#}",
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
+        );
+        assert!(
+            e.contains("mqtt.password_file") && e.contains("chmod 600"),
+            "{e}"
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A password without TLS: refused unless allowed.
+        let e = format!(
+            "{:#}",
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
+        );
+        assert!(e.contains("allow_plaintext_password"), "{e}");
+        m.allow_plaintext_password = true;
+        let s = LinkSettings::from_config(&m, "dev", &topics(), None).unwrap();
         assert_eq!(
             s.options.credentials(),
             Some(("u".to_string(), "s3cret".to_string()))
@@ -854,23 +1416,33 @@ mod tests {
         m.password_file = d.path().join("missing").display().to_string();
         let e = format!(
             "{:#}",
-            LinkSettings::from_config(&m, "dev", &topics()).unwrap_err()
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
         );
         assert!(
             e.contains("mqtt.password_file") && e.contains("missing"),
             "{e}"
         );
         m.password_file.clear();
+        // Client id from the device id and the machine hash; a persistent session.
+        let s = LinkSettings::from_config(&m, "dev", &topics(), Some("abcd1234")).unwrap();
+        assert_eq!(s.options.client_id(), "edgebench-dev-abcd1234");
+        assert!(!s.options.clean_start());
+        assert_eq!(
+            s.options
+                .connect_properties()
+                .and_then(|p| p.session_expiry_interval),
+            Some(86_400)
+        );
         m.tls.cert_file = "c.pem".into();
         let e = format!(
             "{:#}",
-            LinkSettings::from_config(&m, "dev", &topics()).unwrap_err()
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
         );
         assert!(e.contains("ca_file"), "{e}");
         m.tls.ca_file = d.path().join("none.pem").display().to_string();
         let e = format!(
             "{:#}",
-            LinkSettings::from_config(&m, "dev", &topics()).unwrap_err()
+            LinkSettings::from_config(&m, "dev", &topics(), None).unwrap_err()
         );
         assert!(e.contains("mqtt.tls.ca_file"), "{e}");
     }

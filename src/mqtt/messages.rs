@@ -36,6 +36,13 @@ pub enum Code {
     Busy,
     /// `sweep-cancel` with nothing to cancel.
     NotRunning,
+    /// A verb `[commands] fleet_verbs` does not allow on the fleet topic.
+    NotAllowed,
+    /// A command published with the retain flag: never acted on.
+    Retained,
+    /// The broker refused to take a record (ACL, quota, size); it went to the
+    /// dead-letter file.
+    PublishRefused,
     /// The daemon failed (store not writable...).
     Internal,
 }
@@ -56,6 +63,9 @@ impl Code {
             Code::Expired => "expired",
             Code::Busy => "busy",
             Code::NotRunning => "not_running",
+            Code::NotAllowed => "not_allowed",
+            Code::Retained => "retained",
+            Code::PublishRefused => "publish_refused",
             Code::Internal => "internal",
         }
     }
@@ -299,6 +309,7 @@ pub fn parse(verb: &str, payload: &[u8], limits: &Limits, now_ms: i64) -> Result
                 })?,
                 backend: None,
                 delegate: None,
+                batch_auto: false,
             };
             Command::SweepStart(args)
         }
@@ -361,7 +372,10 @@ fn string_of(v: &Value, check: fn(&str) -> Result<(), String>) -> Result<String,
     Ok(s.to_string())
 }
 
-fn list_of<T>(v: &Value, item: impl Fn(&Value) -> Result<T, String>) -> Result<Vec<T>, String> {
+fn list_of<T: PartialEq>(
+    v: &Value,
+    item: impl Fn(&Value) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
     let a = v.as_array().ok_or("must be a list")?;
     if a.is_empty() {
         return Err("must not be empty (leave it out to use the sweep's own)".into());
@@ -369,7 +383,14 @@ fn list_of<T>(v: &Value, item: impl Fn(&Value) -> Result<T, String>) -> Result<V
     if a.len() > MAX_LIST {
         return Err(format!("{} entries, the limit is {MAX_LIST}", a.len()));
     }
-    let out = a.iter().map(item).collect::<Result<Vec<T>, String>>()?;
+    let mut out: Vec<T> = Vec::with_capacity(a.len());
+    for x in a {
+        let v = item(x)?;
+        // Repeats are dropped: a list multiplies the plan, its duplicates must not.
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
     Ok(out)
 }
 
@@ -400,10 +421,9 @@ fn batches_of(v: &Value, limits: &Limits) -> Result<Vec<u32>, String> {
                 "batch size {b} is outside 1..={max} (commands.max_batch)"
             ));
         }
-        if out.contains(&b) {
-            return Err(format!("batch size {b} is repeated"));
+        if !out.contains(&b) {
+            out.push(b);
         }
-        out.push(b);
     }
     Ok(out)
 }
@@ -680,7 +700,6 @@ mod tests {
             r#"{"request_id":"x","sweep":"q","batches":[1.5]}"#,
             r#"{"request_id":"x","sweep":"q","batches":["4"]}"#,
             r#"{"request_id":"x","sweep":"q","batches":[100000]}"#,
-            r#"{"request_id":"x","sweep":"q","batches":[1,1]}"#,
             r#"{"request_id":"x","sweep":"q","batches":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17]}"#,
             r#"{"request_id":"x","sweep":"q","threads":[99999]}"#,
             r#"{"request_id":"x","sweep":"q","precisions":["fp64"]}"#,
@@ -703,6 +722,23 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn repeated_list_entries_are_dropped() {
+        let r = p(
+            "sweep-start",
+            r#"{"request_id":"x","sweep":"q","models":["a","b","a"],"batches":[1,1,2,1],"threads":[0,0],"precisions":["fp32","fp32"],"eps":["cpu","cpu"]}"#,
+        )
+        .unwrap();
+        let Command::SweepStart(a) = r.command else {
+            panic!()
+        };
+        assert_eq!(a.models.unwrap(), vec!["a", "b"]);
+        assert_eq!(a.batches.unwrap(), vec![1, 2]);
+        assert_eq!(a.threads.unwrap(), vec![0]);
+        assert_eq!(a.precisions.unwrap(), vec!["fp32"]);
+        assert_eq!(a.eps.unwrap(), vec!["cpu"]);
     }
 
     #[test]

@@ -67,6 +67,39 @@ impl Topics {
         ]
     }
 
+    /// Whether `topic` is under the fleet's `<topic_prefix>/all/`.
+    pub fn is_fleet(&self, topic: &str) -> bool {
+        topic
+            .strip_prefix(self.fleet.as_str())
+            .is_some_and(|r| r.starts_with('/'))
+    }
+
+    /// Whether an MQTT 5 response topic may be used: under one of `allowed`
+    /// (level-wise), or, when `allowed` is empty, anywhere outside the edgebench tree
+    /// (`<topic_prefix>/`) except this board's own `<p>/reply/...`. Never another
+    /// board's or the fleet's topics.
+    pub fn response_topic_allowed(&self, topic: &str, allowed: &[String]) -> bool {
+        let under = |t: &str, p: &str| {
+            let p = p.trim_end_matches('/');
+            t == p || t.strip_prefix(p).is_some_and(|r| r.starts_with('/'))
+        };
+        let tree = self
+            .fleet
+            .strip_suffix(FLEET_ID)
+            .unwrap_or(&self.fleet)
+            .trim_end_matches('/');
+        if under(topic, &format!("{}/reply", self.board)) {
+            return true;
+        }
+        if under(topic, tree) {
+            return false;
+        }
+        if allowed.is_empty() {
+            return true;
+        }
+        allowed.iter().any(|p| !p.is_empty() && under(topic, p))
+    }
+
     /// The verb of a command topic (`<p>/cmd/<verb>` or the fleet's), else `None`.
     pub fn command_verb<'a>(&self, topic: &'a str) -> Option<&'a str> {
         [&self.board, &self.fleet].into_iter().find_map(|base| {
@@ -82,6 +115,26 @@ mod tests {
 
     fn t() -> Topics {
         Topics::new("edgebench/v1", "jetson-01").unwrap()
+    }
+
+    #[test]
+    fn response_topics_stay_out_of_other_boards() {
+        let t = t();
+        let none: Vec<String> = Vec::new();
+        assert!(t.response_topic_allowed("app/replies/1", &none));
+        assert!(t.response_topic_allowed("edgebench/v1/jetson-01/reply/app", &none));
+        assert!(!t.response_topic_allowed("edgebench/v1/jetson-02/reply", &none));
+        assert!(!t.response_topic_allowed("edgebench/v1/jetson-01/result", &none));
+        assert!(!t.response_topic_allowed("edgebench/v1/all/reply", &none));
+        assert!(t.response_topic_allowed("edgebench/v1x/other", &none));
+        let only = vec!["apps/edgebench/".to_string()];
+        assert!(t.response_topic_allowed("apps/edgebench/r1", &only));
+        assert!(!t.response_topic_allowed("apps/edgebenchx/r1", &only));
+        assert!(!t.response_topic_allowed("app/replies/1", &only));
+        assert!(t.response_topic_allowed("edgebench/v1/jetson-01/reply/x", &only));
+        assert!(t.is_fleet("edgebench/v1/all/cmd/status-get"));
+        assert!(!t.is_fleet("edgebench/v1/jetson-01/cmd/status-get"));
+        assert!(!t.is_fleet("edgebench/v1/allx/cmd/status-get"));
     }
 
     #[test]

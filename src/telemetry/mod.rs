@@ -17,6 +17,7 @@
 pub mod board;
 pub mod capture;
 pub mod cli;
+pub mod context;
 pub mod coral;
 pub mod cpufreq;
 pub mod cpuload;

@@ -2,12 +2,17 @@
 //! a stack buffer, parsed without allocating (sysfs regenerates the value on each read
 //! at offset 0; energymon reads INA3221 files the same way).
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::sysroot::Recorder;
+/// Logical paths (as on the board) of the files read through a recording root. Defined
+/// here, below [`super::sysroot`], so that the sensor does not depend on the root that
+/// opens it.
+pub type Recorder = Arc<Mutex<BTreeSet<String>>>;
 
 /// How failures are logged: at most once a minute per file (vector's rate limit).
 const LOG_EVERY: Duration = Duration::from_secs(60);

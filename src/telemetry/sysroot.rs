@@ -16,10 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use super::sensor::Recorder;
 use super::sensor::{PowerState, Radix, Sensor};
-
-/// Logical paths (as on the board) of the files read through a recording root.
-pub type Recorder = Arc<Mutex<BTreeSet<String>>>;
 
 /// Most symlinks followed while resolving one path (the kernel's limit is 40).
 const MAX_LINK_HOPS: usize = 40;

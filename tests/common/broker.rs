@@ -275,8 +275,11 @@ impl Sub {
             };
             let out = ch.stdout.take().expect("piped stdout");
             *c.lock().unwrap() = Some(ch);
-            for line in BufReader::new(out).lines() {
+            // Lossy: a payload that is not UTF-8 (a hostile command) must not stop
+            // the reader.
+            for line in BufReader::new(out).split(b'\n') {
                 let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line);
                 let mut parts = line.splitn(3, ' ');
                 let retained = parts.next() == Some("1");
                 let topic = parts.next().unwrap_or_default().to_string();

@@ -5,7 +5,7 @@
 //! since TensorFlow 2.0; the one struct whose layout matters (`TfLiteDelegate`) is only
 //! handled through pointers here.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 
 use libloading::Library;
@@ -27,11 +27,7 @@ pub struct TfLiteInterpreter {
 pub struct TfLiteTensor {
     _p: [u8; 0],
 }
-/// `TfLiteDelegate`: created and freed by the delegate's own library.
-#[repr(C)]
-pub struct TfLiteDelegate {
-    _p: [u8; 0],
-}
+pub use crate::backend::types::TfLiteDelegate;
 
 /// `TfLiteStatus`: 0 is `kTfLiteOk`.
 pub type TfLiteStatus = c_int;
@@ -194,16 +190,7 @@ impl TfliteApi {
     }
 }
 
-/// Copies a C string (NULL: empty).
-///
-/// # Safety
-/// `p` is NULL or points to a NUL-terminated string.
-pub unsafe fn cstr(p: *const c_char) -> String {
-    if p.is_null() {
-        return String::new();
-    }
-    CStr::from_ptr(p).to_string_lossy().into_owned()
-}
+pub use crate::backend::loader::cstr;
 
 /// Where TFLite's error reporter writes: the last messages of one interpreter, so a
 /// failed create / allocate / invoke can say why. Bounded; touched only on errors.
