@@ -8,7 +8,7 @@ ORT_OLD_VERSION ?= 1.19.2
 CARGO ?= cargo
 BIN := target/release/edgebench
 
-.PHONY: bench test deps models build clean-models bench-overhead
+.PHONY: bench test deps models build clean-models bench-overhead bench-knee
 
 bench: deps models build
 	$(BIN) run --sweep quick
@@ -36,6 +36,12 @@ test:
 bench-overhead: deps models build
 	.deps/venv/bin/python bench/overhead.py --edgebench $(BIN) \
 	  --library .deps/onnxruntime/lib/libonnxruntime.so --models-dir models/build --rounds 6 --seconds 10
+
+# `--batch auto` against the full grid 1..64 on the quick models: same knee (within one
+# grid step) in at most 40 % of the grid's wall time (run it on a quiet machine).
+bench-knee: deps models build
+	bench/knee-auto.py --edgebench $(BIN) \
+	  --library .deps/onnxruntime/lib/libonnxruntime.so --models-dir models/build
 
 clean-models:
 	rm -rf models/build
