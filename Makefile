@@ -8,7 +8,7 @@ ORT_OLD_VERSION ?= 1.19.2
 CARGO ?= cargo
 BIN := target/release/edgebench
 
-.PHONY: bench test chaos deps models build clean-models bench-overhead bench-fleet-load bench-fleet-crash
+.PHONY: bench test chaos deps models build clean-models bench-overhead bench-fleet-load bench-fleet-crash bench-knee
 
 bench: deps models build
 	$(BIN) run --sweep quick
@@ -62,6 +62,12 @@ bench-fleet-crash:
 # Longer run of the command-parsing fuzz test (make test runs 4,000 cases).
 fuzz-commands:
 	EDGEBENCH_FUZZ_ITERS=$${EDGEBENCH_FUZZ_ITERS:-200000} cargo test --release --lib mqtt::fuzz -- --nocapture
+
+# `--batch auto` against the full grid 1..64 on the quick models: same knee (within one
+# grid step) in at most 40 % of the grid's wall time (run it on a quiet machine).
+bench-knee: deps models build
+	bench/knee-auto.py --edgebench $(BIN) \
+	  --library .deps/onnxruntime/lib/libonnxruntime.so --models-dir models/build
 
 clean-models:
 	rm -rf models/build
