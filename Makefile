@@ -8,7 +8,7 @@ ORT_OLD_VERSION ?= 1.19.2
 CARGO ?= cargo
 BIN := target/release/edgebench
 
-.PHONY: bench test chaos deps models build clean-models bench-overhead
+.PHONY: bench test chaos deps models build clean-models bench-overhead bench-fleet-load bench-fleet-crash
 
 bench: deps models build
 	$(BIN) run --sweep quick
@@ -26,6 +26,8 @@ build:
 
 test:
 	scripts/install-deps.sh test
+	integrations/node-red/install.sh
+	integrations/grafana/setup-venv.sh
 	scripts/fetch-onnxruntime.sh $(ORT_VERSION) .deps/onnxruntime
 	scripts/fetch-onnxruntime.sh $(ORT_OLD_VERSION) .deps/onnxruntime-$(ORT_OLD_VERSION)
 	scripts/fetch-tflite.sh .deps/tflite
@@ -46,6 +48,16 @@ chaos:
 bench-overhead: deps models build
 	.deps/venv/bin/python bench/overhead.py --edgebench $(BIN) \
 	  --library .deps/onnxruntime/lib/libonnxruntime.so --models-dir models/build --rounds 6 --seconds 10
+
+# Fleet store: ingest from 1,000 simulated boards (mosquitto_sub vs collect into SQLite
+# and PostgreSQL, same run), and 50 kill -9 of the collector during a stream per engine.
+bench-fleet-load:
+	scripts/install-deps.sh test
+	bench/fleet-load.sh
+
+bench-fleet-crash:
+	scripts/install-deps.sh test
+	bench/fleet-crash.sh
 
 # Longer run of the command-parsing fuzz test (make test runs 4,000 cases).
 fuzz-commands:

@@ -5,6 +5,8 @@
 #    and 6, Raspberry Pi OS bullseye/bookworm and Mendel; the script checks the
 #    highest GLIBC_x.y symbol version it needs;
 #  - the stripped binary is under MAX_MIB (default 10) MiB;
+#  - a real sweep runs under qemu-aarch64: the aarch64 binary with ONNX Runtime 1.19.2's
+#    aarch64 library (PyPI wheel) and the committed tiny models; records checked;
 #  - `cargo test --lib` passes for aarch64 under qemu-aarch64 (Debian's cross gcc
 #    links the tests; CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER runs them).
 # Installs what it needs: the rustup target, Debian's cross gcc and qemu-user,
@@ -90,6 +92,57 @@ else
     echo "FAIL: qemu-aarch64 $bin --version printed '$got', expected '$want'"
     fail=1
 fi
+
+# A real sweep under qemu-user: the aarch64 binary, ONNX Runtime's aarch64 library from
+# the PyPI wheel, the committed tiny models; a few timed runs per configuration, records
+# checked. ONNX Runtime 1.19.2, not 1.32.0: 1.32.0's aarch64 library crashes Debian 12's
+# qemu-user 7.2 inside dlopen (SIGSEGV before any edgebench code runs; a C program that
+# only calls dlopen crashes the same way), while 1.19.2 loads and runs.
+ORT_A64=1.19.2
+ort_dir=.deps/onnxruntime-$ORT_A64-aarch64
+scripts/fetch-onnxruntime.sh "$ORT_A64" "$ort_dir" manylinux_2_28_aarch64 >/dev/null
+sweep=$(mktemp -d)
+cat >"$sweep/edgebench.toml" <<TOML
+[onnxruntime]
+library = "$PWD/$ort_dir/lib/libonnxruntime.so"
+[models]
+dir = "$PWD/tests/fixtures/models"
+[store]
+dir = "$sweep/store"
+[protocol]
+warmup_runs = 1
+warmup_s = 0.0
+min_runs = 5
+min_s = 0.1
+max_s = 30.0
+cooldown_max_s = 0.0
+TOML
+t0=$(date +%s)
+if (cd "$sweep" && qemu-aarch64 -L /usr/aarch64-linux-gnu "$OLDPWD/$bin" run --config edgebench.toml \
+        --models tiny_cnn,tiny_seg --batch 1,4 --threads 1 --out r.jsonl >out.txt 2>&1) &&
+    python3 - "$sweep/r.jsonl" "$ORT_A64" <<'PY'
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+res = [r for r in recs if r.get("record") == "result"]
+assert len(res) == 4, f"{len(res)} results, expected 4 (2 models x 2 batches)"
+for r in res:
+    assert r["status"] == "ok", r
+    assert r["runtime"] == "onnxruntime" and r["runtime_version"] == sys.argv[2], r
+    assert r["ep"] == "cpu" and r["batch"] in (1, 4) and r["iterations"] >= 5, r
+    assert 0 < r["latency_ms_p50"] <= r["latency_ms_max"], r
+    assert r["throughput_ips"] > 0, r
+for r in res:
+    print(f"     {r['model']:9} batch {r['batch']}: {r['iterations']} runs, p50 {r['latency_ms_p50']:.2f} ms, "
+          f"{r['throughput_ips']:.1f} inferences/s (emulated)")
+PY
+then
+    echo "ok   aarch64 sweep under qemu-aarch64 with ONNX Runtime $ORT_A64 (aarch64 wheel): 4 configurations in $(( $(date +%s) - t0 )) s"
+else
+    echo "FAIL: aarch64 sweep under qemu-aarch64:"
+    tail -n 20 "$sweep/out.txt"
+    fail=1
+fi
+rm -rf "$sweep"
 
 # Unit tests under qemu-user.
 t0=$(date +%s)

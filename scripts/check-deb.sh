@@ -56,10 +56,13 @@ fi
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
 for f in /usr/bin/edgebench /etc/edgebench/edgebench.toml \
     /usr/lib/systemd/system/edgebench.service /usr/lib/sysusers.d/edgebench.conf \
+    /usr/lib/systemd/system/edgebench-collect.service \
     /usr/lib/tmpfiles.d/edgebench.conf /usr/share/edgebench/systemd/jetson.conf \
-    /usr/share/edgebench/systemd/coral-usb.conf /usr/share/edgebench/systemd/rpi.conf \
+    /usr/share/edgebench/systemd/coral-usb.conf /usr/share/edgebench/systemd/nvidia-gpu.conf \
     /usr/libexec/edgebench/board-setup /usr/libexec/edgebench/install-onnxruntime \
-    /usr/share/doc/edgebench/README.Debian; do
+    /usr/share/doc/edgebench/README.Debian \
+    /usr/share/bash-completion/completions/edgebench /usr/share/zsh/vendor-completions/_edgebench \
+    /usr/share/fish/vendor_completions.d/edgebench.fish; do
     if ! grep -qx "$f" <<<"$contents"; then
         echo "FAIL: $deb lacks $f"
         fail=1
@@ -112,6 +115,20 @@ else
     echo "$out" | tail -n 20
     fail=1
 fi
+# Man pages: one per subcommand, found by man; verify --man=yes checks that the unit's
+# Documentation=man:edgebench(1) resolves.
+pages=$(cd packaging/docs/man && ls *.1 | sed 's/\.1$//')
+missing=""
+for page in $pages; do
+    man -w "$page" >/dev/null 2>&1 || missing="$missing $page"
+done
+out=$(systemd-analyze verify --man=yes /usr/lib/systemd/system/edgebench.service 2>&1) || true
+if [ -z "$missing" ] && [ -z "$out" ]; then
+    echo "ok   man pages installed ($(echo $pages | wc -w)); verify --man=yes finds man:edgebench(1)"
+else
+    echo "FAIL: man pages missing:${missing:- none}; verify --man=yes: $out"
+    fail=1
+fi
 out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench.service 2>&1) || true
 if [ -z "$out" ]; then
     echo "ok   systemd-analyze verify of the installed unit: clean"
@@ -120,10 +137,22 @@ else
     echo "$out"
     fail=1
 fi
+# The collector's unit ships disabled (server side): installed, verify clean, not enabled.
+out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench-collect.service 2>&1) || true
+if [ -n "$out" ]; then
+    echo "FAIL: systemd-analyze verify /usr/lib/systemd/system/edgebench-collect.service:"
+    echo "$out"
+    fail=1
+elif ls /etc/systemd/system/*.wants/edgebench-collect.service >/dev/null 2>&1; then
+    echo "FAIL: edgebench-collect.service is enabled after install (it should ship disabled)"
+    fail=1
+else
+    echo "ok   edgebench-collect.service installed disabled, verify clean"
+fi
 
 # board-setup links drop-ins into /etc and adds the user to the device groups.
-if /usr/libexec/edgebench/board-setup rpi coral-usb >/dev/null &&
-    [ -L /etc/systemd/system/edgebench.service.d/10-rpi.conf ] &&
+if /usr/libexec/edgebench/board-setup jetson coral-usb >/dev/null &&
+    [ -L /etc/systemd/system/edgebench.service.d/10-jetson.conf ] &&
     [ -L /etc/systemd/system/edgebench.service.d/10-coral-usb.conf ]; then
     out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench.service 2>&1) || true
     level=$(systemd-analyze security --offline=true /usr/lib/systemd/system/edgebench.service 2>&1 |
@@ -133,11 +162,11 @@ if /usr/libexec/edgebench/board-setup rpi coral-usb >/dev/null &&
         echo "$out"
         fail=1
     else
-        echo "ok   board-setup rpi coral-usb: drop-ins linked, verify clean, exposure $level, groups: $(id -nG edgebench)"
+        echo "ok   board-setup jetson coral-usb: drop-ins linked, verify clean, exposure $level, groups: $(id -nG edgebench)"
     fi
     /usr/libexec/edgebench/board-setup --none >/dev/null
 else
-    echo "FAIL: board-setup rpi coral-usb did not link the drop-ins"
+    echo "FAIL: board-setup jetson coral-usb did not link the drop-ins"
     fail=1
 fi
 

@@ -4,10 +4,13 @@
 #    with each board drop-in (and the combinations a board profile installs);
 #  - `systemd-analyze security --offline=true` exposure stays at or below
 #    EXPOSURE_MAX (default 3.0) for every one of those combinations;
+#  - the same (verify clean, exposure at most EXPOSURE_MAX) for the fleet collector's
+#    unit, edgebench-collect.service;
 #  - sysusers.d and tmpfiles.d entries apply cleanly to an empty root.
 # Needs systemd's tools (installed if missing); systemd need not be PID 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fail=0
 
 EXPOSURE_MAX=${EXPOSURE_MAX:-3.0}
 UNIT=systemd/edgebench.service
@@ -17,16 +20,28 @@ if ! command -v systemd-analyze >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null
 fi
 
+echo "     $(systemd-analyze --version | head -n 1)"
+
+# A drop-in that lifts the device filter (DevicePolicy=auto, DeviceAllow= reset) must
+# also set ProtectClock=no: before systemd 253, ProtectClock=yes adds an implied
+# "DeviceAllow=char-rtc r" after loading, which re-enables the filter and blocks every
+# other node (JetPack 5/6 ship systemd 245/249). verify cannot see this; check the text.
+for f in "$DROPINS"/*.conf; do
+    if grep -qx 'DevicePolicy=auto' "$f" && ! grep -qx 'ProtectClock=no' "$f"; then
+        echo "FAIL: $f sets DevicePolicy=auto without ProtectClock=no (systemd < 253 would filter devices)"
+        fail=1
+    fi
+done
+
 # Drop-in sets to check: each drop-in alone, plus combinations installed together.
 combos=("")
 for f in "$DROPINS"/*.conf; do combos+=("$(basename "$f" .conf)"); done
-combos+=("rpi coral-usb")
+combos+=("coral-usb nvidia-gpu")
 
 # systemd-analyze's threshold is on the internal 0-100 scale (shown value x 10).
 threshold=$(awk -v m="$EXPOSURE_MAX" 'BEGIN { printf "%d", m * 10 + 0.5 }')
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail=0
 
 for combo in "${combos[@]}"; do
     label=${combo:-base}
@@ -62,6 +77,30 @@ for combo in "${combos[@]}"; do
         echo "ok   [$label] verify clean, exposure $level (limit $EXPOSURE_MAX)"
     fi
 done
+
+# The collector's unit (server side; shipped disabled).
+cdir="$work/collect"
+mkdir -p "$cdir"
+sed 's|^ExecStart=.*|ExecStart=/bin/true|' systemd/edgebench-collect.service >"$cdir/edgebench-collect.service"
+out=$(systemd-analyze verify --man=no "$cdir/edgebench-collect.service" 2>&1) || true
+if [ -n "$out" ]; then
+    echo "FAIL: systemd-analyze verify, edgebench-collect.service:"
+    echo "$out" | sed "s|$work/||g"
+    fail=1
+fi
+sec=$(systemd-analyze security --offline=true --threshold="$threshold" \
+    "$cdir/edgebench-collect.service" 2>&1) && rc=0 || rc=$?
+level=$(echo "$sec" | sed -n 's/.*Overall exposure level for edgebench-collect.service: \([0-9.]*\).*/\1/p')
+if [ -z "$level" ]; then
+    echo "FAIL: systemd-analyze security printed no exposure level for edgebench-collect.service"
+    fail=1
+elif [ "$rc" -ne 0 ]; then
+    echo "FAIL: exposure $level > $EXPOSURE_MAX for edgebench-collect.service"
+    echo "$sec" | grep '✗' | sed "s|$work/||g"
+    fail=1
+elif [ -z "$out" ]; then
+    echo "ok   [edgebench-collect] verify clean, exposure $level (limit $EXPOSURE_MAX)"
+fi
 
 # sysusers.d / tmpfiles.d: apply to an empty root; any message is a failure.
 root="$work/root"

@@ -2,8 +2,10 @@
 # Fetches the ONNX Runtime shared library (with its C API) from the `onnxruntime` wheel
 # on PyPI and unpacks it into DEST/lib. Idempotent: does nothing when DEST already holds
 # that version.
-#   scripts/fetch-onnxruntime.sh VERSION DEST
+#   scripts/fetch-onnxruntime.sh VERSION DEST [PLATFORM]
 # e.g. scripts/fetch-onnxruntime.sh 1.32.0 .deps/onnxruntime
+# PLATFORM: a wheel platform tag for another machine, e.g. manylinux_2_28_aarch64
+# (default: this machine's).
 set -euo pipefail
 version=${1:?usage: fetch-onnxruntime.sh VERSION DEST}
 dest=${2:?usage: fetch-onnxruntime.sh VERSION DEST}
@@ -12,7 +14,8 @@ if [ -f "$lib" ]; then
   echo "onnxruntime $version already in $dest"
   exit 0
 fi
-case "$(uname -m)" in
+case "${3:-$(uname -m)}" in
+  manylinux_*) plat=$3 ;;
   x86_64) plat=manylinux_2_28_x86_64 ;;
   aarch64) plat=manylinux_2_28_aarch64 ;;
   *) echo "fetch-onnxruntime: no onnxruntime wheel for $(uname -m); set [onnxruntime] library" >&2; exit 1 ;;

@@ -7,9 +7,13 @@ what=${1:-test}
 pkgs=(python3 python3-venv python3-pip)
 case "$what" in
   bench) pkgs+=(python3-torch python3-torchvision python3-onnx) ;;
-  test) pkgs+=(mosquitto mosquitto-clients openssl systemd gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user unzip chromium fonts-dejavu-core) ;;
+  test) pkgs+=(mosquitto mosquitto-clients postgresql openssl systemd gcc gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user unzip curl chromium fonts-dejavu-core)
+    # Node-RED (integrations/node-red) needs Node >= 18 and npm: Debian 12's nodejs is 18.
+    command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm) ;;
   *) echo "usage: install-deps.sh bench|test" >&2; exit 2 ;;
 esac
+# Packaging checks: man pages rendered (groff, man), completions parsed (zsh, fish).
+[ "$what" = test ] && pkgs+=(groff-base man-db zsh fish)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

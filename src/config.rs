@@ -43,6 +43,8 @@ pub struct Config {
     /// `--batch auto`: how the knee search grows and refines.
     pub batch_search: crate::bench::search::BatchSearchConfig,
     pub watchdog: crate::daemon::hang::WatchdogConfig,
+    pub collect: crate::collect::config::CollectConfig,
+    pub homeassistant: crate::mqtt::homeassistant::HomeAssistantConfig,
     /// Named sweeps (`[sweeps.quick]`, `[sweeps.paper]`, ...).
     pub sweeps: BTreeMap<String, SweepConfig>,
 }
@@ -84,6 +86,11 @@ pub struct OnnxRuntimeConfig {
     /// nodes: `false` fails the run (ONNX Runtime's `session.disable_cpu_ep_fallback`),
     /// `true` lets those nodes run on the CPU and records `ort_cpu_fallback = "allowed"`.
     pub allow_partial_fallback: bool,
+    /// Where inputs and outputs live: `host` (default; with an accelerator ONNX Runtime
+    /// copies outputs back inside the timed call) or `device` (CUDA device memory, cuda
+    /// and tensorrt only; the timed call is inference alone, copies recorded as
+    /// `h2d_ms` / `d2h_ms`).
+    pub io: String,
     /// Intra-op spinning (busy-wait of idle pool threads).
     pub spinning: bool,
     /// Graph optimisation level: `disable`, `basic`, `extended`, `all`.
@@ -100,6 +107,7 @@ impl Default for OnnxRuntimeConfig {
             library: String::new(),
             allow_fallback: false,
             allow_partial_fallback: false,
+            io: "host".into(),
             spinning: true,
             graph_optimization: "all".into(),
             inter_threads: 0,
@@ -580,6 +588,8 @@ impl Default for Config {
             report: ReportConfig::default(),
             batch_search: Default::default(),
             watchdog: Default::default(),
+            collect: Default::default(),
+            homeassistant: Default::default(),
             sweeps,
         }
     }
@@ -776,6 +786,7 @@ impl Config {
         self.batch_search.validate("batch_search")?;
         self.watchdog.validate()?;
         crate::store::Limits::from_config(&self.store)?;
+        self.homeassistant.validate().map_err(anyhow::Error::msg)?;
         if !self.device.id.is_empty() {
             validate_device_id(&self.device.id).context("device.id")?;
         }
@@ -790,6 +801,10 @@ impl Config {
         }
         crate::backend::types::DeviceSelector::parse(&self.tflite.edgetpu_device)
             .map_err(anyhow::Error::msg)?;
+        match self.onnxruntime.io.as_str() {
+            "host" | "device" => {}
+            other => bail!("onnxruntime.io: unknown value `{other}` (host, device)"),
+        }
         match self.onnxruntime.graph_optimization.as_str() {
             "disable" | "basic" | "extended" | "all" => {}
             other => bail!(

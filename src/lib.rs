@@ -6,8 +6,11 @@
 
 pub mod backend;
 pub mod bench;
+pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod docs;
+pub mod fleet;
 pub mod models;
 pub mod mqtt;
 pub mod report;

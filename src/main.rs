@@ -72,6 +72,11 @@ enum Cmd {
     /// Compare result files across boards, runtimes and dates: latency, gains against a
     /// baseline platform, knees; as a table, Markdown, CSV, JSON or HTML.
     Report(edgebench::report::ReportArgs),
+    /// Server side: store what the boards publish (results, summaries, telemetry,
+    /// devices, sweeps) in SQLite or PostgreSQL; runs until stopped.
+    Collect(edgebench::collect::CollectArgs),
+    /// Add `edgebench run` results files to the fleet store (de-duplicated on run_id).
+    Import(edgebench::fleet::import::ImportArgs),
     /// Show the board, every telemetry probe found and its current readings.
     Probe {
         #[command(flatten)]
@@ -79,6 +84,9 @@ enum Cmd {
         #[command(flatten)]
         args: edgebench::telemetry::cli::ProbeArgs,
     },
+    /// Write the man pages and shell completions generated from this CLI (packaging).
+    #[command(hide = true)]
+    GenDocs(edgebench::docs::GenDocsArgs),
 }
 
 #[derive(clap::Args)]
@@ -183,6 +191,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Daemon { config } => {
             edgebench::daemon::run_with(config.config, config.set)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Collect(args) => {
+            edgebench::collect::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Import(args) => {
+            edgebench::fleet::import::run(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::GenDocs(args) => {
+            edgebench::docs::run(&<Cli as clap::CommandFactory>::command(), &args)
         }
         Cmd::Probe { config, args } => {
             let cfg = load_config(&config)?;

@@ -227,3 +227,27 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn context_keys_round_trip_through_a_record_line() {
+    use edgebench::bench::result::{Record, ResultRecord};
+    let r = ResultRecord {
+        record: "result".into(),
+        context: ctx("jetson-orin-nano"),
+        ..Default::default()
+    };
+    let line = Record::Result(Box::new(r.clone())).to_json();
+    assert!(line.contains("\"nvpmodel_name\":\"7W\""), "{line}");
+    match Record::from_json(&line).unwrap() {
+        Record::Result(back) => {
+            // The context keys land in the context, not in the backend's `extra`.
+            assert!(back.extra.is_empty(), "{:?}", back.extra);
+            // kernel / governor travel in the record's own keys, not the context's.
+            let mut want = r.context.clone();
+            want.kernel = None;
+            want.governor = None;
+            assert_eq!(back.context, want);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -145,3 +145,104 @@ fn batch_too_large_for_memory_fails_the_record_not_the_process() {
     );
     assert_eq!(at_batch(&res, "tiny_cnn", 1)["status"], "ok");
 }
+
+/// Host io is the default and says what the timed call copies (nothing on the CPU).
+/// `io = "device"` needs CUDA device memory: without the CUDA provider (no GPU here)
+/// the run fails and says why, up to the provider boundary.
+#[test]
+fn io_is_recorded_and_device_io_needs_cuda() {
+    let env = Env::new(&ort_lib(), "");
+    let res = run_json(&env, &["--models", "tiny_cnn", "--batch", "1"]);
+    assert_eq!(res[0]["io"], "host", "{}", res[0]);
+    assert_eq!(res[0]["io_timed_copies"], "none", "{}", res[0]);
+    assert!(res[0].get("h2d_ms").is_none());
+
+    let res = run_json(
+        &env,
+        &[
+            "--models",
+            "tiny_cnn",
+            "--batch",
+            "1",
+            "--set",
+            "onnxruntime.io=device",
+        ],
+    );
+    assert_eq!(res[0]["status"], "failed", "{}", res[0]);
+    let e = res[0]["error"].as_str().unwrap();
+    assert!(
+        e.contains("io = \"device\"") && e.contains("cuda") && e.contains("`cpu`"),
+        "{e}"
+    );
+
+    // Requested cuda, fallen back to the CPU: still refused, the fall-back named.
+    let res = run_json(
+        &env,
+        &[
+            "--models",
+            "tiny_cnn",
+            "--batch",
+            "1",
+            "--ep",
+            "cuda",
+            "--set",
+            "onnxruntime.io=device",
+            "--set",
+            "onnxruntime.allow_fallback=true",
+        ],
+    );
+    let e = res[0]["error"].as_str().unwrap_or_default();
+    assert_eq!(res[0]["status"], "failed", "{}", res[0]);
+    assert!(
+        e.contains("io = \"device\"") && e.contains("not in this ONNX Runtime build"),
+        "{e}"
+    );
+
+    let o = env.run(
+        "run",
+        &["--models", "tiny_cnn", "--set", "onnxruntime.io=gpu"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("onnxruntime.io"), "{}", stderr(&o));
+}
+
+/// ONNX Runtime 1.24+ reports where each node was placed: on the CPU provider all of
+/// them. An older library (1.19) cannot tell, and the keys are simply absent.
+#[test]
+fn node_placement_is_recorded_when_the_runtime_reports_it() {
+    let env = Env::new(&ort_lib(), "");
+    let res = run_json(&env, &["--models", "tiny_cnn", "--batch", "1"]);
+    let r = &res[0];
+    let total = r["ort_nodes"]
+        .as_u64()
+        .expect("ort_nodes with ONNX Runtime 1.32");
+    assert!(total > 0, "{r}");
+    assert_eq!(r["ort_nodes_cpu"].as_u64(), Some(total), "{r}");
+    assert_eq!(r["ort_node_providers"], format!("cpu:{total}"), "{r}");
+    assert!(
+        !r["warnings"].as_str().unwrap_or("").contains("cpu_nodes"),
+        "{r}"
+    );
+
+    // ONNX Runtime 1.19: no keys, and it is not asked (an older library asked for API 24
+    // prints an error on stderr).
+    let old = Env::new(&ort_old_lib(), "");
+    let o = old.run(
+        "run",
+        &[
+            "--models",
+            "tiny_cnn",
+            "--batch",
+            "1",
+            "--json",
+            "--out",
+            "/dev/null",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let recs = json_lines(&stdout(&o));
+    let r = results(&recs)[0];
+    assert_eq!(r["status"], "ok", "{r}");
+    assert!(r.get("ort_nodes").is_none(), "{r}");
+    assert!(!stderr(&o).contains("API version"), "{}", stderr(&o));
+}

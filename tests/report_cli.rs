@@ -359,3 +359,27 @@ fn bad_input_gets_a_clear_message_and_exit_4() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("cannot open") && stderr(&o).contains("nope.jsonl"));
 }
+
+/// The README's "Comparing boards" example is what the committed files give.
+#[test]
+fn readme_example_matches_the_committed_files() {
+    let dir = root().join("docs/report-example");
+    let files = [
+        dir.join("x86-ort-1.32.0.jsonl"),
+        dir.join("x86-ort-1.19.2.jsonl"),
+    ];
+    let o = report(&files, &["--baseline", "runtime=1.19.2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = stdout(&o);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = t.find("gains against").unwrap();
+    let end = t.find("\n\nknee ").unwrap();
+    assert!(
+        readme.contains(&t[start..end]),
+        "README gains table is stale:\n{}",
+        &t[start..end]
+    );
+    for l in t.lines().filter(|l| l.starts_with("knee ")) {
+        assert!(readme.contains(l), "README lacks `{l}`");
+    }
+}

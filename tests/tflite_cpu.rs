@@ -135,6 +135,94 @@ fn run_does_not_copy_outputs_read_outputs_does() {
     assert!(s.output(0).unwrap().iter().any(|&x| x != 0));
 }
 
+/// TFLite accepts resizing the first input, but the output comes from a second input
+/// that keeps its size: batch 2 "natively" would time one sample's work. Refused; the
+/// batch runs as 2 invokes and the record says why.
+#[test]
+fn resize_whose_outputs_do_not_grow_runs_sequentially() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_model(
+        dir.path(),
+        "fixed_out.tflite",
+        &tflite_model_io(
+            &[vec![1, 4], vec![3, 4], vec![3, 4]],
+            vec![0, 1],
+            vec![2],
+            vec![relu_op(1, 2)],
+        ),
+    );
+    let s = b.open_session(&spec(&m, "cpu", 2)).expect("open");
+    assert_eq!(s.batch_mode(), BatchMode::Sequential);
+    assert_eq!(extra(&s, "tflite_invokes_per_batch"), Some(2.into()));
+    let why = extra(&s, "tflite_resize_error").expect("refusal recorded");
+    assert!(
+        why.as_str().unwrap().contains("does not carry the batch"),
+        "{why}"
+    );
+}
+
+/// The batch comes from the model's dims signature: `[1, 8]` (fixed at export) is not
+/// resized even though TFLite would accept it; `[-1, 8]` (dynamic) is.
+#[test]
+fn dims_signature_decides_whether_the_batch_is_resized() {
+    let Some(a) = assets() else { return };
+    let b = backend(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let model = |name: &str, sig: i32| {
+        write_model(
+            dir.path(),
+            name,
+            &tflite_model_sig(
+                &[vec![1, 8], vec![1, 8]],
+                &[vec![sig, 8], vec![sig, 8]],
+                vec![0],
+                vec![1],
+                vec![relu_op(0, 1)],
+            ),
+        )
+    };
+    let fixed = b
+        .open_session(&spec(&model("fixed.tflite", 1), "cpu", 4))
+        .expect("open fixed");
+    assert_eq!(fixed.batch_mode(), BatchMode::Sequential);
+    assert_eq!(fixed.batch_per_call(), 1);
+    assert_eq!(
+        extra(&fixed, "tflite_batch_signature"),
+        Some("fixed".into())
+    );
+    let why = extra(&fixed, "tflite_resize_error").unwrap();
+    assert!(why.as_str().unwrap().contains("shape_signature"), "{why}");
+    let dynamic = b
+        .open_session(&spec(&model("dynamic.tflite", -1), "cpu", 4))
+        .expect("open dynamic");
+    assert_eq!(dynamic.batch_mode(), BatchMode::Native);
+    assert_eq!(dynamic.input_shape(), vec![4, 8]);
+    assert_eq!(dynamic.batch_per_call(), 4);
+    assert_eq!(
+        extra(&dynamic, "tflite_batch_signature"),
+        Some("dynamic".into())
+    );
+    // No signature (older converters): resized when TFLite accepts it, as before.
+    let plain = b
+        .open_session(&spec(
+            &write_model(
+                dir.path(),
+                "plain.tflite",
+                &tflite_model(&[1, 8], 2, vec![relu_op(0, 1)]),
+            ),
+            "cpu",
+            4,
+        ))
+        .expect("open plain");
+    assert_eq!(plain.batch_mode(), BatchMode::Native);
+    assert_eq!(
+        extra(&plain, "tflite_batch_signature"),
+        Some("absent".into())
+    );
+}
+
 /// `[protocol] fixed_batch = "fail"`: a fixed-batch model that refuses the resize
 /// fails instead of running sequential invokes.
 #[test]

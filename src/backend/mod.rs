@@ -15,6 +15,7 @@ pub mod edgetpu;
 pub mod loader;
 pub mod memory;
 pub mod ort;
+pub mod ort_nodes;
 pub mod precision;
 pub mod tflite;
 pub mod types;
@@ -126,6 +127,12 @@ pub trait Session {
     /// Must not allocate beyond what the runtime itself does, and does not copy outputs
     /// out (see [`Session::read_outputs`]).
     fn run(&mut self) -> Result<(), BackendError>;
+    /// Host-to-device and device-to-host copy times (ms) measured apart from the timed
+    /// call, when inputs and outputs live in device memory (`[onnxruntime] io =
+    /// "device"`), after [`Session::read_outputs`].
+    fn copy_ms(&self) -> Option<(f64, f64)> {
+        None
+    }
     /// Copies the outputs of the last run to host buffers, outside the timed region
     /// (TFLite copies out of its arena; ONNX Runtime already wrote into the bound
     /// host buffers). Checks every copy's return code.

@@ -2,7 +2,9 @@
 //!
 //! Library search order (DESIGN.md section 9): `[onnxruntime] library`, then
 //! `ORT_DYLIB_PATH`, then the system library paths, then the project-local copy
-//! fetched for development (`.deps/onnxruntime/lib`). ONNX Runtime is process-global:
+//! fetched for development (`.deps/onnxruntime/lib`), and last the dynamic loader's own
+//! search by soname (`ld.so.cache`, `LD_LIBRARY_PATH`, `/usr/lib64` on multilib images).
+//! ONNX Runtime is process-global:
 //! it is loaded once, on first use, and stays loaded.
 //!
 //! The timed call is `RunWithBinding` on an IoBinding whose input and outputs were
@@ -14,7 +16,7 @@ use std::sync::OnceLock;
 
 use ort::environment::Environment;
 use ort::ep;
-use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session as OrtSession};
 use ort::value::{DynTensor, Tensor, ValueType};
@@ -62,7 +64,13 @@ fn short_name(id: &str) -> String {
         })
 }
 
-/// Where the library was looked for, in order, for error messages.
+/// Names the dynamic loader is asked for when no candidate file exists: ONNX Runtime's
+/// soname first (runtime packages ship only `libonnxruntime.so.1`), then the
+/// development link.
+pub const SONAMES: &[&str] = &["libonnxruntime.so.1", "libonnxruntime.so"];
+
+/// Where the library was looked for, in order, for error messages. After these files,
+/// [`SONAMES`] go to the dynamic loader (unless `[onnxruntime] library` is set).
 pub fn library_candidates(cfg: &Config) -> Vec<(String, PathBuf)> {
     let mut c = Vec::new();
     if !cfg.onnxruntime.library.is_empty() {
@@ -145,10 +153,16 @@ fn load_once(cfg: &Config) -> Result<&'static Loaded, BackendError> {
     LOADED
         .get_or_init(|| {
             let cands = library_candidates(cfg);
-            let path = cands.iter().map(|(_, p)| p).find(|p| p.is_file()).cloned();
+            let mut path = cands.iter().map(|(_, p)| p).find(|p| p.is_file()).cloned();
+            if path.is_none() && cfg.onnxruntime.library.is_empty() {
+                path = find_by_soname();
+            }
             let Some(path) = path else {
-                let tried: Vec<String> =
+                let mut tried: Vec<String> =
                     cands.iter().map(|(why, p)| format!("{} ({why})", p.display())).collect();
+                if cfg.onnxruntime.library.is_empty() {
+                    tried.extend(SONAMES.iter().map(|n| format!("{n} (dynamic loader search)")));
+                }
                 return Err(format!(
                     "ONNX Runtime library not found; looked for: {}. Set [onnxruntime] library or ORT_DYLIB_PATH, or run `make deps`",
                     tried.join(", ")
@@ -168,6 +182,40 @@ fn load_once(cfg: &Config) -> Result<&'static Loaded, BackendError> {
         })
         .as_ref()
         .map_err(|e| BackendError::Library(e.clone()))
+}
+
+/// Asks the dynamic loader for each of [`SONAMES`]; the path of the first one found
+/// (from `dladdr`, so records name the file, not just the soname).
+fn find_by_soname() -> Option<PathBuf> {
+    for name in SONAMES {
+        // SAFETY: loading ONNX Runtime runs only its static initialisers, as
+        // ort::init_from does with the same file right after.
+        let Ok(lib) = (unsafe { libloading::Library::new(name) }) else {
+            continue;
+        };
+        let path = loaded_path(&lib);
+        // Stays loaded for the process (ort loads it again by path): no dlclose.
+        std::mem::forget(lib);
+        if path.is_some() {
+            return path;
+        }
+    }
+    None
+}
+
+/// The file a loaded ONNX Runtime library was mapped from.
+fn loaded_path(lib: &libloading::Library) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: only the symbol's address is used, never called here.
+    let sym = unsafe { lib.get::<*const libc::c_void>(b"OrtGetApiBase\0") }.ok()?;
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr writes into `info`; dli_fname points into the loader's link map,
+    // valid while the library stays loaded.
+    if unsafe { libc::dladdr(*sym, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    let name = unsafe { CStr::from_ptr(info.dli_fname) };
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
 }
 
 /// `OrtGetApiBase()->GetVersionString()` of the library at `path` (already loaded by
@@ -271,6 +319,16 @@ impl OrtBackend {
     /// Path of the loaded library.
     pub fn library_path(&self) -> &Path {
         &self.loaded.path
+    }
+
+    /// GPU of the provider in use (io = device allocates there).
+    fn device_id(&self, ep_used: &str) -> i32 {
+        let id = if ep_used == "tensorrt" {
+            self.cfg.tensorrt.device_id
+        } else {
+            self.cfg.cuda.device_id
+        };
+        i32::try_from(id).unwrap_or(0)
     }
 
     fn trt_cache_dir(&self) -> PathBuf {
@@ -426,6 +484,14 @@ impl Backend for OrtBackend {
                 .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
                 .map_err(|e| fail("disable CPU fall-back", &e))?;
         }
+        let record_nodes = super::ort_nodes::supported(&self.loaded.path, &self.loaded.version);
+        if record_nodes {
+            b = b
+                .with_config_entry(super::ort_nodes::RECORD_KEY, "1")
+                .map_err(|e| fail("record node assignment", &e))?;
+        }
+        let io = Io::parse(&self.cfg.onnxruntime.io).map_err(BackendError::Failed)?;
+        check_io(io, &ep_used, fallback_reason.as_deref())?;
         let eps = self.dispatch(&ep_used, spec)?;
         if !eps.is_empty() {
             if ep_used == "tensorrt" {
@@ -515,29 +581,59 @@ impl Backend for OrtBackend {
         let mut binding = session
             .create_binding()
             .map_err(|e| fail("IoBinding", &e))?;
-        match spec.input_dtype.as_str() {
+        let host_input: DynTensor = match spec.input_dtype.as_str() {
             "float32" | "" => {
                 let data = try_collect(len, seeded_f32_iter(spec.seed), "input")?;
-                let t = Tensor::from_array((shape.clone(), data))
-                    .map_err(|e| fail("input tensor", &e))?;
-                binding
-                    .bind_input(&input_name, &t)
-                    .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
+                Tensor::from_array((shape.clone(), data))
+                    .map_err(|e| fail("input tensor", &e))?
+                    .upcast()
             }
             "uint8" => {
                 let data = try_collect(len, seeded_u8_iter(spec.seed), "input")?;
-                let t = Tensor::from_array((shape.clone(), data))
-                    .map_err(|e| fail("input tensor", &e))?;
-                binding
-                    .bind_input(&input_name, &t)
-                    .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
+                Tensor::from_array((shape.clone(), data))
+                    .map_err(|e| fail("input tensor", &e))?
+                    .upcast()
             }
             other => {
                 return Err(BackendError::Failed(format!(
                     "input dtype `{other}` is not supported"
                 )))
             }
-        }
+        };
+        // io = device: the input lives in CUDA memory, copied there once before timing.
+        let mut device = match io {
+            Io::Host => None,
+            Io::Device => {
+                let mem = MemoryInfo::new(
+                    AllocationDevice::CUDA,
+                    self.device_id(&ep_used),
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )
+                .map_err(|e| fail("CUDA memory info", &e))?;
+                let allocator = Allocator::new(&session, mem.clone())
+                    .map_err(|e| fail("CUDA allocator (io = device)", &e))?;
+                let ValueType::Tensor { ty, .. } = host_input.dtype() else {
+                    return Err(BackendError::Failed("input is not a tensor".into()));
+                };
+                let mut input = DynTensor::new(&allocator, *ty, shape.clone())
+                    .map_err(|e| fail("allocate the device input", &e))?;
+                host_input
+                    .copy_into(&mut input)
+                    .map_err(|e| fail("copy the input to the device", &e))?;
+                Some(DeviceIo {
+                    mem,
+                    input,
+                    outputs: Vec::new(),
+                    host_outputs: Vec::new(),
+                    allocator,
+                })
+            }
+        };
+        let bound = device.as_ref().map_or(&host_input, |d| &d.input);
+        binding
+            .bind_input(&input_name, bound)
+            .map_err(|e| fail(&format!("bind input `{input_name}`"), &e))?;
 
         // First run lets ONNX Runtime allocate the outputs; then we allocate our own of
         // the same shapes and bind them, so timed runs write into them.
@@ -554,8 +650,9 @@ impl Backend for OrtBackend {
             .map(|o| o.name().to_string())
             .collect();
         for name in &output_names {
+            let mem = device.as_ref().map_or(&cpu, |d| &d.mem);
             binding
-                .bind_output_to_device(name, &cpu)
+                .bind_output_to_device(name, mem)
                 .map_err(|e| fail("bind output", &e))?;
         }
         let first_ms;
@@ -592,9 +689,22 @@ impl Backend for OrtBackend {
         for (name, ty, shape) in &shapes {
             let t = DynTensor::new(session.allocator(), *ty, shape.clone())
                 .map_err(|e| fail(&format!("allocate output `{name}`"), &e))?;
-            binding
-                .bind_output(name, t)
-                .map_err(|e| fail(&format!("bind output `{name}`"), &e))?;
+            match device.as_mut() {
+                None => binding
+                    .bind_output(name, t)
+                    .map_err(|e| fail(&format!("bind output `{name}`"), &e))?,
+                Some(d) => {
+                    // Outputs stay in device memory; `t` is their host copy, made
+                    // (and timed as d2h) after the timed region.
+                    let mut on_device = DynTensor::new(&d.allocator, *ty, shape.clone())
+                        .map_err(|e| fail(&format!("allocate device output `{name}`"), &e))?;
+                    binding
+                        .bind_output(name, &mut on_device)
+                        .map_err(|e| fail(&format!("bind output `{name}`"), &e))?;
+                    d.outputs.push(on_device);
+                    d.host_outputs.push(t);
+                }
+            }
         }
         let c = &self.cfg;
         let mut options = vec![
@@ -650,9 +760,50 @@ impl Backend for OrtBackend {
                 }),
             ));
         }
+        options.push(("io".into(), serde_json::json!(io.as_str())));
+        // Where the nodes run (ONNX Runtime 1.24+): how much of an accelerator run
+        // is on the CPU, as counted by the runtime itself.
+        if let Some(by_ep) = record_nodes
+            .then(|| {
+                super::ort_nodes::nodes_by_provider(
+                    &self.loaded.path,
+                    &self.loaded.version,
+                    &session,
+                )
+            })
+            .flatten()
+        {
+            let total: usize = by_ep.iter().map(|(_, n)| n).sum();
+            let cpu: usize = by_ep
+                .iter()
+                .filter(|(ep, _)| ep == "CPUExecutionProvider")
+                .map(|(_, n)| n)
+                .sum();
+            let list: Vec<String> = by_ep
+                .iter()
+                .map(|(ep, n)| format!("{}:{n}", short_name(ep)))
+                .collect();
+            options.push(("ort_nodes".into(), serde_json::json!(total)));
+            options.push(("ort_nodes_cpu".into(), serde_json::json!(cpu)));
+            options.push((
+                "ort_node_providers".into(),
+                serde_json::json!(list.join(",")),
+            ));
+        }
+        // What the timed call copies between host and device besides inference: with
+        // io = host on an accelerator, ONNX Runtime copies the outputs back to the
+        // bound host buffers in every run (the input was copied once, when bound).
+        let timed_copies = match (io, ep_used.as_str()) {
+            (Io::Host, "cuda" | "tensorrt") => "d2h",
+            _ => "none",
+        };
+        options.push(("io_timed_copies".into(), serde_json::json!(timed_copies)));
         Ok(Box::new(OrtRun {
-            session,
             binding,
+            device,
+            host_input,
+            copy_ms: None,
+            session,
             ep_used,
             fallback_reason,
             plan,
@@ -662,9 +813,81 @@ impl Backend for OrtBackend {
     }
 }
 
+/// `[onnxruntime] io`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Io {
+    /// Inputs and outputs bound in host memory (default).
+    Host,
+    /// Inputs and outputs bound in CUDA device memory; copies timed separately.
+    Device,
+}
+
+impl Io {
+    /// Parses the config value; the error lists the accepted ones.
+    pub fn parse(s: &str) -> Result<Io, String> {
+        match s {
+            "host" => Ok(Io::Host),
+            "device" => Ok(Io::Device),
+            other => Err(format!(
+                "onnxruntime.io `{other}` is not one of: \"host\", \"device\""
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Io::Host => "host",
+            Io::Device => "device",
+        }
+    }
+}
+
+/// Whether `io` can run on `ep_used`: device memory needs CUDA (cuda, tensorrt).
+pub fn check_io(io: Io, ep_used: &str, fallback: Option<&str>) -> Result<(), BackendError> {
+    if io == Io::Device && !matches!(ep_used, "cuda" | "tensorrt") {
+        return Err(BackendError::Unsupported(format!(
+            "[onnxruntime] io = \"device\" binds inputs and outputs to CUDA device memory and needs ep = cuda \
+             or tensorrt with the CUDA provider present; this run uses `{ep_used}`{}",
+            fallback
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Device-resident inputs and outputs (io = device) and their host copies.
+struct DeviceIo {
+    mem: MemoryInfo<'static>,
+    input: DynTensor,
+    outputs: Vec<DynTensor>,
+    host_outputs: Vec<DynTensor>,
+    /// Last: the tensors above were allocated from it.
+    allocator: Allocator,
+}
+
+/// Median of a few timed repetitions of `f` (ms).
+fn median_ms(
+    reps: usize,
+    mut f: impl FnMut() -> Result<(), BackendError>,
+) -> Result<f64, BackendError> {
+    let mut v = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = std::time::Instant::now();
+        f()?;
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    v.sort_by(f64::total_cmp);
+    Ok(v[v.len() / 2])
+}
+
 struct OrtRun {
-    session: OrtSession,
     binding: IoBinding,
+    device: Option<DeviceIo>,
+    host_input: DynTensor,
+    /// (h2d, d2h) ms measured after the timed region (io = device).
+    copy_ms: Option<(f64, f64)>,
+    session: OrtSession,
     ep_used: String,
     fallback_reason: Option<String>,
     plan: BatchPlan,
@@ -689,6 +912,35 @@ impl Session for OrtRun {
     fn first_run_ms(&self) -> Option<f64> {
         Some(self.first_ms)
     }
+    fn copy_ms(&self) -> Option<(f64, f64)> {
+        self.copy_ms
+    }
+
+    /// io = device: copies the outputs to host and times both directions (median of
+    /// 5), as trtexec reports H2D / D2H apart from compute.
+    fn read_outputs(&mut self) -> Result<(), BackendError> {
+        let Some(d) = self.device.as_mut() else {
+            return Ok(());
+        };
+        let failed = |what: &str, e: ort::Error| BackendError::Failed(format!("{what}: {e}"));
+        let host_input = &self.host_input;
+        let h2d = median_ms(5, || {
+            host_input
+                .copy_into(&mut d.input)
+                .map_err(|e| failed("host-to-device copy", e))
+        })?;
+        let (outs, hosts) = (&d.outputs, &mut d.host_outputs);
+        let d2h = median_ms(5, || {
+            for (o, h) in outs.iter().zip(hosts.iter_mut()) {
+                o.copy_into(&mut *h)
+                    .map_err(|e| failed("device-to-host copy", e))?;
+            }
+            Ok(())
+        })?;
+        self.copy_ms = Some((h2d, d2h));
+        Ok(())
+    }
+
     fn extra_fields(&self) -> Vec<(String, serde_json::Value)> {
         let mut v = self.options.clone();
         if let Some(r) = &self.fallback_reason {
@@ -752,14 +1004,15 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/models/tiny_cnn.onnx"
         );
-        let e = OrtSession::builder(&b.loaded.env)
+        let Err(e) = OrtSession::builder(&b.loaded.env)
             .unwrap()
             .with_config_entry(DISABLE_CPU_EP_FALLBACK, "1")
             .unwrap()
             .commit_from_file(model)
-            .err()
-            .expect("a CPU-only session with CPU fall-back disabled must fail")
-            .to_string();
+        else {
+            panic!("a CPU-only session with CPU fall-back disabled must fail")
+        };
+        let e = e.to_string();
         assert!(e.to_lowercase().contains("fallback"), "{e}");
         OrtSession::builder(&b.loaded.env)
             .unwrap()

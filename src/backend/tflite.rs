@@ -225,6 +225,14 @@ fn extra_fields(
             }),
         ),
         ("tflite_invokes_per_batch".into(), json!(s.invokes)),
+        (
+            "tflite_batch_signature".into(),
+            json!(match graph.input_batch_signature {
+                Some(b) if b < 0 => "dynamic",
+                Some(_) => "fixed",
+                None => "absent",
+            }),
+        ),
         ("tflite_ops".into(), json!(graph.ops)),
         (
             "edgetpu_compiled".into(),
@@ -361,8 +369,22 @@ impl TfliteSession {
             check_fits(root, needed, &format!("model {shown} batch {want}"))?;
         }
 
+        // Output sizes at the model's batch, before any resize.
+        let n_out = (api.get_output_tensor_count)(self.interpreter).max(0);
+        let out_bytes: Vec<u64> = (0..n_out)
+            .map(|i| tensor_bytes(&api, (api.get_output_tensor)(self.interpreter, i)))
+            .collect();
         let mut resized = false;
-        if want != model_batch && !graph.edgetpu_compiled() {
+        // A shape_signature with a positive batch says the batch was fixed at export:
+        // such a model is not resized (sequential invokes, or a refusal).
+        let signature_fixed = graph.input_batch_signature.is_some_and(|b| b > 0);
+        if want != model_batch && signature_fixed {
+            self.resize_error = Some(format!(
+                "the input's shape_signature fixes the batch at {}",
+                graph.input_batch_signature.unwrap_or(0)
+            ));
+        }
+        if want != model_batch && !graph.edgetpu_compiled() && !signature_fixed {
             match self.resize(&original, model_batch, want) {
                 Ok(()) => resized = true,
                 Err(e) => {
@@ -375,10 +397,18 @@ impl TfliteSession {
             self.sequential(&shown, model_batch, want, spec.fixed_batch)?;
         }
         self.prepare_io(spec)?;
-        match self.first_run() {
+        let first = self.first_run().and_then(|()| {
+            if resized {
+                self.outputs_follow(&out_bytes, model_batch, want)
+                    .map_err(BackendError::Failed)
+            } else {
+                Ok(())
+            }
+        });
+        match first {
             Ok(()) => Ok(()),
             Err(e) if resized => {
-                self.resize_error = Some(format!("invoke at batch {want} failed: {e}"));
+                self.resize_error = Some(format!("batch {want} after resizing: {e}"));
                 self.resize_back(&original)?;
                 self.sequential(&shown, model_batch, want, spec.fixed_batch)?;
                 self.prepare_io(spec)?;
@@ -505,6 +535,33 @@ impl TfliteSession {
         }
         if (api.allocate_tensors)(self.interpreter) != TFLITE_OK {
             return Err(or_unknown(&self.errors.take()).to_string());
+        }
+        Ok(())
+    }
+
+    /// After a resized first invoke: every output must have grown with the batch
+    /// (`want / model_batch` times its size at the model's batch; a model may fold the
+    /// batch into another axis). An input resize TFLite accepts while an output keeps
+    /// its size (a reshape with the batch baked in) would time batch N but compute
+    /// fewer samples, so it is refused and the batch runs as sequential invokes.
+    /// `before` are the output sizes in bytes at the model's batch, from the resized
+    /// shapes' originals.
+    unsafe fn outputs_follow(
+        &self,
+        before: &[u64],
+        model_batch: i64,
+        want: i64,
+    ) -> Result<(), String> {
+        let api = &self.api;
+        for (i, &b) in before.iter().enumerate() {
+            let now = tensor_bytes(api, (api.get_output_tensor)(self.interpreter, i as i32));
+            let expected = b / model_batch.max(1) as u64 * want as u64;
+            if now != expected {
+                return Err(format!(
+                    "output #{i} has {now} bytes after the input was resized from batch \
+                     {model_batch} to {want}, not {expected}: the model does not carry the batch through"
+                ));
+            }
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Types shared by the runtimes and the configuration, with no dependency on either:
 //! which Edge TPU a run asks for ([`DeviceSelector`], validated by `config` and used by
-//! the Edge TPU delegate), what a fixed batch axis does ([`FixedBatch`]), and the opaque delegate handle passed between the TFLite
-//! interpreter library and a delegate's own library.
+//! the Edge TPU delegate), what a fixed batch axis does ([`FixedBatch`]), and the
+//! opaque delegate handle passed between the TFLite interpreter library and a
+//! delegate's own library.
 
 use std::ffi::c_int;
 use std::fmt;

@@ -71,6 +71,13 @@ pub struct ResultRecord {
     pub init_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_ms: Option<f64>,
+    /// `[onnxruntime] io = "device"`: host-to-device copy of the inputs and
+    /// device-to-host copy of the outputs of one call, ms (median of 5, outside the
+    /// timed region, which then holds the inference alone).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub h2d_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub d2h_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub latency_ms_mean: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -227,6 +234,11 @@ pub struct SummaryRecord {
     #[serde(flatten)]
     pub gains: BTreeMap<String, f64>,
     pub edgebench_version: String,
+    /// Stable key of this summary across re-publishing (`<sweep_id>/<model>/<backend>/
+    /// <ep>/<precision>/t<threads>`, see `crate::fleet::schema::summary_id`): the fleet
+    /// store upserts on it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub summary_id: Option<String>,
 }
 
 /// A line of the results file: either kind.

@@ -8,7 +8,9 @@
 //!    than the best so far by more than the knee tolerance (its CI upper end is below
 //!    the best point's CI lower end divided by `knee_fraction`): throughput is past its
 //!    peak or on its plateau, so larger batches cannot move the knee. A failed point
-//!    (out of memory, ...) or `max_batch` also ends growth.
+//!    (out of memory, ...) or `max_batch` also ends growth, and so do two doublings in
+//!    a row whose estimates stay within the tolerance of the best (a flat curve too
+//!    noisy for a confident decision).
 //! 2. Refine: the knee among the measured points (smallest batch within
 //!    `knee_fraction` of the peak, as in the summary) lies between its measured lower
 //!    neighbour and itself; bisect that gap, at most `refine_points` times, until the
@@ -98,6 +100,10 @@ pub enum GrowthEnd {
     Failed,
     /// The next doubling would pass `max_batch`.
     MaxBatch,
+    /// Two doublings in a row did not lift the best throughput estimate by more than
+    /// the knee tolerance, though noise kept either from being confident: the fallback
+    /// that keeps a noisy flat curve from being grown to `max_batch`.
+    Stalled,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +124,12 @@ pub struct KneeSearch {
     phase: Phase,
     pending: Option<u32>,
     growth_end: Option<GrowthEnd>,
+    /// Doublings in a row whose estimate stayed within the tolerance of the best.
+    stalls: u32,
 }
+
+/// Doublings in a row without a tolerance-sized gain that end growth.
+const STALL_LIMIT: u32 = 2;
 
 impl KneeSearch {
     /// Starts at batch 1. `fraction` is the knee fraction of the peak.
@@ -131,6 +142,7 @@ impl KneeSearch {
             phase: Phase::Grow,
             pending: Some(1),
             growth_end: None,
+            stalls: 0,
         }
     }
 
@@ -181,6 +193,11 @@ impl KneeSearch {
         self.pending = None;
         match self.phase {
             Phase::Grow => match self.grow_decision(batch, outcome) {
+                None if self.stalls >= STALL_LIMIT => {
+                    self.growth_end = Some(GrowthEnd::Stalled);
+                    self.phase = Phase::Refine;
+                    self.plan_refinement();
+                }
                 None => self.pending = Some(batch * 2),
                 Some(end) => {
                     self.growth_end = Some(end);
@@ -199,7 +216,7 @@ impl KneeSearch {
         }
     }
 
-    fn grow_decision(&self, batch: u32, outcome: Option<Measured>) -> Option<GrowthEnd> {
+    fn grow_decision(&mut self, batch: u32, outcome: Option<Measured>) -> Option<GrowthEnd> {
         let Some(m) = outcome else {
             return Some(GrowthEnd::Failed);
         };
@@ -215,6 +232,11 @@ impl KneeSearch {
             }
             if m.ci_high < best.ci_low / self.fraction {
                 return Some(GrowthEnd::Plateau);
+            }
+            if m.throughput_ips < best.throughput_ips / self.fraction {
+                self.stalls += 1;
+            } else {
+                self.stalls = 0;
             }
         }
         if batch.saturating_mul(2) > self.max_batch {
@@ -330,9 +352,10 @@ mod tests {
 
     #[test]
     fn a_gain_inside_the_noise_does_not_end_growth() {
-        // Gains of 4 % per doubling with a wide +-10 % interval: never a confident
-        // plateau, so growth runs to max_batch (32), then refinement is capped at 1.
-        let t = |b: u32| 100.0 * 1.04f64.powi(b.trailing_zeros() as i32);
+        // Gains of 6 % per doubling (above the 5.3 % tolerance of 0.95) with a wide
+        // +-10 % interval: never a confident plateau, never a stall, so growth runs to
+        // max_batch (32), then refinement is capped at 1.
+        let t = |b: u32| 100.0 * 1.06f64.powi(b.trailing_zeros() as i32);
         let wide = |b: u32| Some(Measured::new(t(b), Some((t(b) * 0.9, t(b) * 1.1))));
         let mut s = KneeSearch::new(&cfg(32, 1), 0.95);
         let order = drive(&mut s, |b| {
@@ -344,19 +367,64 @@ mod tests {
         });
         assert_eq!(&order[..6], &[1, 2, 4, 8, 16, 32]);
         assert_eq!(s.growth_end(), Some(GrowthEnd::MaxBatch));
-        // Peak 32 (121.7); 0.95 of it is 115.6: 16 (117.0) is the knee; bisect (8, 16]
-        // once: 12.
+        // Peak 32 (133.8); 0.95 of it is 127.1: 16 (126.2) is below, so 32 is the
+        // knee; bisect (16, 32] once: 24.
         assert_eq!(order.len(), 7);
-        assert_eq!(order[6], 12);
+        assert_eq!(order[6], 24);
     }
 
     #[test]
-    fn unknown_intervals_never_end_growth_early() {
+    fn a_noisy_flat_curve_stalls_after_two_doublings() {
+        // Wide +-30 % intervals, estimates within a few % of each other: no confident
+        // decision, but 2 and 4 both fail to beat 100 / 0.95: growth stops at 4.
+        let t = |b: u32| match b {
+            1 => 100.0,
+            2 => 97.0,
+            4 => 103.0,
+            _ => panic!("batch {b} should not be measured"),
+        };
+        let noisy = |b: u32| Some(Measured::new(t(b), Some((t(b) * 0.7, t(b) * 1.3))));
+        let mut s = KneeSearch::new(&cfg(64, 2), 0.95);
+        assert_eq!(drive(&mut s, noisy), vec![1, 2, 4]);
+        assert_eq!(s.growth_end(), Some(GrowthEnd::Stalled));
+        assert_eq!(s.knee(), Some(1));
+        // One gain beyond the tolerance resets the count.
+        let t2 = |b: u32| match b {
+            1 => 100.0,
+            2 => 97.0,
+            4 => 120.0,
+            8 => 118.0,
+            16 => 121.0,
+            3 => 110.0,
+            _ => panic!("batch {b} should not be measured"),
+        };
+        let noisy2 = |b: u32| Some(Measured::new(t2(b), Some((t2(b) * 0.7, t2(b) * 1.3))));
+        let mut s = KneeSearch::new(&cfg(64, 1), 0.95);
+        assert_eq!(drive(&mut s, noisy2), vec![1, 2, 4, 8, 16, 3]);
+        assert_eq!(s.growth_end(), Some(GrowthEnd::Stalled));
+    }
+
+    #[test]
+    fn unknown_intervals_never_end_growth_with_confidence() {
+        // Throughput still rising 10 % per doubling, intervals unknown (too few runs):
+        // no confident decision and no stall, so growth runs to max_batch.
         let mut s = KneeSearch::new(&cfg(8, 0), 0.95);
-        let order = drive(&mut s, |_| Some(Measured::new(100.0, None)));
+        let order = drive(&mut s, |b| {
+            Some(Measured::new(
+                100.0 * 1.1f64.powi(b.trailing_zeros() as i32),
+                None,
+            ))
+        });
         assert_eq!(order, vec![1, 2, 4, 8]);
         assert_eq!(s.growth_end(), Some(GrowthEnd::MaxBatch));
-        assert_eq!(s.knee(), Some(1));
+        assert_eq!(s.knee(), Some(8));
+        // Flat with unknown intervals: only the stall fallback ends growth.
+        let mut s = KneeSearch::new(&cfg(64, 0), 0.95);
+        assert_eq!(
+            drive(&mut s, |_| Some(Measured::new(100.0, None))),
+            vec![1, 2, 4]
+        );
+        assert_eq!(s.growth_end(), Some(GrowthEnd::Stalled));
     }
 
     #[test]

@@ -277,6 +277,31 @@ mod tests {
     }
 
     #[test]
+    fn info_carries_the_board_context_from_the_sysroot() {
+        let mut cfg = Config::default();
+        cfg.telemetry.sysroot = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/sys/jetson-nano"
+        )
+        .into();
+        let zoo = Zoo {
+            dir: "m".into(),
+            manifest: "m/manifest.toml".into(),
+            models: Vec::new(),
+            sets: Default::default(),
+        };
+        let m = info(&cfg, &zoo, "dev", "jetson-nano");
+        assert_eq!(m["nvpmodel_name"], "MAXN");
+        assert_eq!(m["jetpack_release"], "4.6.1");
+        assert_eq!(m["emc_mhz"], 1600.0);
+        assert_eq!(m["kernel"], "4.9.253-tegra");
+        assert_eq!(m["mem_total_mb"], 4_051_032 / 1024);
+        assert!(m
+            .values()
+            .all(|v| !v.is_object() && !v.is_array() && !v.is_null()));
+    }
+
+    #[test]
     fn telemetry_is_flat() {
         let t = Telemetry::open(&Default::default(), "", "");
         let st = StoreStats {

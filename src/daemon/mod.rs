@@ -15,6 +15,7 @@ pub mod service;
 pub mod sweep;
 
 mod commands;
+mod discovery;
 mod event_loop;
 mod jobs;
 mod publish;

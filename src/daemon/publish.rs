@@ -32,6 +32,9 @@ impl Daemon {
             true,
         )));
         let _ = handle.tx.try_send(ToLink::Retained(self.state_message()));
+        for m in self.discovery_messages() {
+            let _ = handle.tx.try_send(ToLink::Retained(m));
+        }
         self.link = Some(handle);
         self.from_link = Some(rx);
     }

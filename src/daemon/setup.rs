@@ -71,12 +71,13 @@ impl Setup {
             None
         } else {
             let machine = identity::machine_hash(Path::new(&cfg.telemetry.sysroot));
-            Some(LinkSettings::from_config(
-                &cfg.mqtt,
-                &device_id,
-                &topics,
-                machine.as_deref(),
-            )?)
+            let mut l =
+                LinkSettings::from_config(&cfg.mqtt, &device_id, &topics, machine.as_deref())?;
+            l.rebirth_topic = cfg
+                .homeassistant
+                .discovery
+                .then(|| cfg.homeassistant.birth_topic());
+            Some(l)
         };
         if cfg.commands.max_payload_bytes as u64 >= link::MAX_INCOMING_PACKET as u64 {
             bail!(
@@ -141,12 +142,14 @@ pub(super) fn request(sweep: &str) -> SweepRequest {
 }
 
 impl Setup {
-    /// What the link depends on: `[mqtt]`, the device id, and the secrets read from
-    /// files (a changed password file counts too).
+    /// What the link depends on: `[mqtt]`, `[homeassistant]` (discovery is published
+    /// by the link), the device id, and the secrets read from files (a changed
+    /// password file counts too).
     pub(super) fn link_fingerprint(&self) -> String {
         format!(
-            "{:?}|{}|{:?}",
+            "{:?}|{:?}|{}|{:?}",
             self.cfg.mqtt,
+            self.cfg.homeassistant,
             self.device_id,
             self.link.as_ref().map(|l| l.options.credentials())
         )

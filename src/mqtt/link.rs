@@ -74,6 +74,9 @@ pub struct LinkSettings {
     pub address: String,
     /// For the replies the link writes itself (`busy`, refused publishes).
     pub device_id: String,
+    /// A birth topic to watch (Home Assistant's `homeassistant/status`): `online` there
+    /// makes the link publish its retained messages again. `None`: not subscribed.
+    pub rebirth_topic: Option<String>,
 }
 
 impl std::fmt::Debug for LinkSettings {
@@ -160,6 +163,7 @@ impl LinkSettings {
             backoff_max: Duration::from_secs_f64(m.backoff_max_s),
             address: format!("{}:{}", m.host, m.port),
             device_id: device_id.to_string(),
+            rebirth_topic: None,
         })
     }
 }
@@ -244,7 +248,7 @@ fn check_private(path: &Path) -> Result<()> {
 }
 
 /// A password file: its content without the trailing newline.
-fn read_secret(path: &Path) -> Result<String> {
+pub(crate) fn read_secret(path: &Path) -> Result<String> {
     let s =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let s = s.strip_suffix('\n').unwrap_or(&s);
@@ -460,6 +464,7 @@ pub fn spawn(
         stats: stats.clone(),
         dead_letters: dead_letters.clone(),
         device_id: settings.device_id.clone(),
+        rebirth_topic: settings.rebirth_topic.clone(),
         notices: Vec::new(),
         strikes: HashMap::new(),
         retained: Vec::new(),
@@ -792,6 +797,8 @@ struct Core {
     stats: Arc<LinkStats>,
     dead_letters: Arc<DeadLetters>,
     device_id: String,
+    /// See [`LinkSettings::rebirth_topic`].
+    rebirth_topic: Option<String>,
     /// Error replies about refused records, published after the next ConnAck.
     notices: Vec<Outbound>,
     /// Error PUBACKs that could not be pinned down, per record offset.
@@ -913,6 +920,11 @@ impl Core {
                     log::warn!("mqtt: cannot queue the subscription: {e}");
                     return;
                 }
+                if let Some(t) = &self.rebirth_topic {
+                    if let Err(e) = self.client.try_subscribe(t.clone(), QoS::AtLeastOnce) {
+                        log::warn!("mqtt: cannot queue the subscription to {t}: {e}");
+                    }
+                }
                 for r in self.retained.clone() {
                     if let Sent::TooLarge(size) = self.publish(&r, Tag::Plain) {
                         self.too_large(&r, size);
@@ -982,6 +994,15 @@ impl Core {
         let Ok(topic) = std::str::from_utf8(&p.topic) else {
             return;
         };
+        if self.rebirth_topic.as_deref() == Some(topic) {
+            if p.payload.trim_ascii() == b"online" && self.ready {
+                log::info!("mqtt: {topic} says online: publishing the retained messages again");
+                for r in self.retained.clone() {
+                    self.publish(&r, Tag::Plain);
+                }
+            }
+            return;
+        }
         let Some(verb) = self.topics.command_verb(topic) else {
             return;
         };

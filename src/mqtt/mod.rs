@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod deadletter;
 #[cfg(test)]
 mod fuzz;
+pub mod homeassistant;
 pub mod identity;
 pub mod link;
 pub mod messages;

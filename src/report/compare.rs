@@ -96,16 +96,20 @@ pub fn aggregate(points: &[Point], of_point: &[u32], names: &Names, labels: &[St
         let p = &points[i];
         (of_point[i], p.arch, p.precision, p.batch_mode, p.batch)
     };
+    // Names ranked alphabetically once, so sorting compares integers.
+    let rank = names.ranks();
+    let sort_key = |i: u32| {
+        let k = key(i as usize);
+        (
+            k.0,
+            rank[k.1 as usize],
+            rank[k.2 as usize],
+            rank[k.3 as usize],
+            k.4,
+        )
+    };
     let mut order: Vec<u32> = (0..points.len() as u32).collect();
-    // Sort by the key with names compared as strings, so the output is stable.
-    order.sort_unstable_by(|&a, &b| {
-        let (ka, kb) = (key(a as usize), key(b as usize));
-        ka.0.cmp(&kb.0)
-            .then_with(|| names.get(ka.1).cmp(names.get(kb.1)))
-            .then_with(|| names.get(ka.2).cmp(names.get(kb.2)))
-            .then_with(|| names.get(ka.3).cmp(names.get(kb.3)))
-            .then_with(|| ka.4.cmp(&kb.4))
-    });
+    order.sort_unstable_by_key(|&i| sort_key(i));
     let mut rows = Vec::new();
     let mut start = 0;
     let (mut p50, mut p99, mut thr, mut pw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -178,7 +182,8 @@ pub fn aggregate(points: &[Point], of_point: &[u32], names: &Names, labels: &[St
 /// (mean over those of log(p50 / geometric mean of the platforms' p50)). Platforms that
 /// share nothing with another score 0. Ties: the first platform.
 pub fn slowest_platform(rows: &[Row], n_platforms: usize) -> usize {
-    let mut groups: HashMap<(&str, &str, u32), Vec<(usize, f64)>> = HashMap::new();
+    type Group<'a> = HashMap<(&'a str, &'a str, u32), Vec<(usize, f64)>>;
+    let mut groups: Group = HashMap::new();
     for r in rows {
         if let Some(p) = r.p50_ms.filter(|p| *p > 0.0) {
             groups

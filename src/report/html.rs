@@ -9,6 +9,7 @@ use super::export::{
 };
 use super::plot::{self, Bar, Line};
 use super::Report;
+use plotters::chart::SeriesLabelPosition;
 
 pub struct HtmlExporter;
 
@@ -52,9 +53,9 @@ fn table(c: &Cells, keep: impl Fn(&[String]) -> bool, out: &mut String) {
 fn figure(out: &mut String, kind: &str, arch: &str, svg: Result<String, String>, caption: &str) {
     match svg {
         Ok(svg) => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<figure class=\"fig\" data-kind=\"{kind}\" data-arch=\"{}\">{svg}<figcaption>{}</figcaption></figure>\n",
+                "<figure class=\"fig\" data-kind=\"{kind}\" data-arch=\"{}\">{svg}<figcaption>{}</figcaption></figure>",
                 esc(arch),
                 esc(caption)
             );
@@ -141,7 +142,12 @@ fn arch_section(r: &Report, arch: &str, out: &mut String) {
         out,
         "throughput",
         arch,
-        plot::batch_chart(&format!("{arch}: throughput"), "samples/s", &thr),
+        plot::batch_chart(
+            &format!("{arch}: throughput"),
+            "samples/s",
+            &thr,
+            SeriesLabelPosition::LowerRight,
+        ),
         &format!(
             "Throughput against batch per platform; the triangle marks the knee (smallest batch reaching {:.0} % of the peak), its range in brackets. Failed and throttled points are left out.",
             r.knee_fraction * 100.0
@@ -151,7 +157,12 @@ fn arch_section(r: &Report, arch: &str, out: &mut String) {
         out,
         "latency",
         arch,
-        plot::batch_chart(&format!("{arch}: latency per batch call"), "ms", &lat),
+        plot::batch_chart(
+            &format!("{arch}: latency per batch call"),
+            "ms",
+            &lat,
+            SeriesLabelPosition::UpperLeft,
+        ),
         "Latency of one batch call against batch: p50 solid, p99 dashed.",
     );
     let gains: Vec<_> = r.gains.iter().filter(|g| g.arch == arch).collect();

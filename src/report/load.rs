@@ -3,8 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -36,6 +35,16 @@ impl Names {
     /// The string of a symbol.
     pub fn get(&self, i: Sym) -> &str {
         &self.names[i as usize]
+    }
+    /// Each symbol's rank in alphabetical order, indexed by symbol.
+    pub fn ranks(&self) -> Vec<u32> {
+        let mut idx: Vec<u32> = (0..self.names.len() as u32).collect();
+        idx.sort_unstable_by(|&a, &b| self.names[a as usize].cmp(&self.names[b as usize]));
+        let mut rank = vec![0; idx.len()];
+        for (r, &i) in idx.iter().enumerate() {
+            rank[i as usize] = r as u32;
+        }
+        rank
     }
 }
 
@@ -132,7 +141,7 @@ impl std::str::FromStr for Cond {
 }
 
 /// The fields read from a line; everything else is skipped unparsed.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Raw<'a> {
     #[serde(borrow, default)]
     record: Option<Cow<'a, str>>,
@@ -213,37 +222,218 @@ impl Raw<'_> {
     }
 }
 
+/// The fields of a line by the flat-object scanner; None sends the line to serde_json
+/// (unusual layout, escapes, a value of an unexpected type, or a bad line).
+fn fast_raw(line: &[u8]) -> Option<Raw<'_>> {
+    use super::scan::{flat_object, Val};
+    fn s(v: Val<'_>) -> Option<Cow<'_, str>> {
+        match v {
+            Val::Str {
+                raw,
+                escaped: false,
+            } => std::str::from_utf8(raw).ok().map(Cow::Borrowed),
+            _ => None,
+        }
+    }
+    fn n<T: std::str::FromStr>(v: Val) -> Option<T> {
+        match v {
+            Val::Num(t) => std::str::from_utf8(t).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+    fn f(v: Val) -> Option<Option<f64>> {
+        match v {
+            Val::Null => Some(None),
+            v => n(v).map(Some),
+        }
+    }
+    let mut r = Raw::default();
+    flat_object(line, |k, v| {
+        match k {
+            b"record" => r.record = Some(s(v)?),
+            b"schema" => r.schema = Some(n(v)?),
+            b"board" => r.board = s(v)?,
+            b"backend" => r.backend = s(v)?,
+            b"ep" => r.ep = s(v)?,
+            b"precision" => r.precision = s(v)?,
+            b"model" => r.model = s(v)?,
+            b"arch" => r.arch = Some(s(v)?),
+            b"batch_mode" => r.batch_mode = Some(s(v)?),
+            b"device_id" => r.device_id = s(v)?,
+            b"runtime_version" => r.runtime_version = Some(s(v)?),
+            b"status" => r.status = s(v)?,
+            b"sweep_id" => r.sweep_id = s(v)?,
+            b"task" => r.task = Some(s(v)?),
+            b"threads" => r.threads = n(v)?,
+            b"batch" => r.batch = n(v)?,
+            b"ts" => r.ts = n(v)?,
+            b"throttled" => match v {
+                Val::Bool(b) => r.throttled = Some(b),
+                _ => return None,
+            },
+            b"latency_ms_p50" => r.latency_ms_p50 = f(v)?,
+            b"latency_ms_p99" => r.latency_ms_p99 = f(v)?,
+            b"latency_ms_p50_ci_low" => r.latency_ms_p50_ci_low = f(v)?,
+            b"latency_ms_p50_ci_high" => r.latency_ms_p50_ci_high = f(v)?,
+            b"median_rel_ci" => r.median_rel_ci = f(v)?,
+            b"throughput_ips" => r.throughput_ips = f(v)?,
+            b"throughput_ips_ci_low" => r.throughput_ips_ci_low = f(v)?,
+            b"throughput_ips_ci_high" => r.throughput_ips_ci_high = f(v)?,
+            b"temp_c_max" => r.temp_c_max = f(v)?,
+            b"power_w_mean" => r.power_w_mean = f(v)?,
+            _ => {}
+        }
+        Some(())
+    })?;
+    Some(r)
+}
+
 fn nan(x: Option<f64>) -> f64 {
     x.unwrap_or(f64::NAN)
 }
 
-/// Reads result files in order, keeping the results every condition matches.
+/// Bytes per parsing chunk (cut at a line end).
+const CHUNK: usize = 8 << 20;
+
+/// What one chunk of a file yields. Line numbers are relative to the chunk.
+#[derive(Default)]
+struct ChunkOut {
+    names: Names,
+    points: Vec<Point>,
+    lines: usize,
+    records: usize,
+    results: usize,
+    /// The first bad line and the message.
+    error: Option<(usize, String)>,
+    /// A truncated last line (only at the end of a file).
+    truncated: Option<usize>,
+    other_kinds: usize,
+    first_other: Option<(usize, String)>,
+    /// (schema, first line) per schema version seen.
+    schemas: Vec<(u32, usize)>,
+}
+
+/// Reads result files in order, keeping the results every condition matches. Each
+/// file is read in chunks parsed on all CPUs, merged back in order.
 ///
 /// Errors ([`ReportError::BadInput`]): an unreadable or empty file, a line that is not a
 /// JSON record (except a truncated last line, which is skipped with a note), a record of
 /// another schema version (all files' versions are listed).
 pub fn load_files(files: &[PathBuf], conds: &[Cond]) -> Result<Loaded, ReportError> {
+    load_chunked(files, conds, CHUNK)
+}
+
+fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loaded, ReportError> {
     let mut out = Loaded::default();
     let mut other_kinds: usize = 0;
     let mut first_other: Option<String> = None;
     let mut schemas: Vec<(String, u32, usize)> = Vec::new();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     for path in files {
-        let f = std::fs::File::open(path)
-            .map_err(|e| ReportError::Io(format!("cannot open {}: {e}", path.display())))?;
-        let mut r = std::io::BufReader::with_capacity(1 << 20, f);
-        let read = load_one(
-            path,
-            &mut r,
-            conds,
-            &mut out,
-            &mut other_kinds,
-            &mut first_other,
-            &mut schemas,
-        )?;
-        if read == 0 {
+        let name = path.display().to_string();
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| ReportError::Io(format!("cannot open {name}: {e}")))?;
+        let mut carry: Vec<u8> = Vec::new();
+        let mut pool: Vec<Vec<u8>> = Vec::new();
+        let mut eof = false;
+        let mut line_base = 0usize;
+        let mut records = 0usize;
+        while !eof {
+            // Read up to `workers` chunks, each ending at a line end (the rest carried).
+            let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(workers);
+            while chunks.len() < workers && !eof {
+                // Buffers are reused round to round: no fresh pages to fault in.
+                let mut buf = pool.pop().unwrap_or_default();
+                buf.clear();
+                buf.extend_from_slice(&carry);
+                carry.clear();
+                let n = std::io::Read::read_to_end(
+                    &mut std::io::Read::take(&mut f, chunk as u64),
+                    &mut buf,
+                )
+                .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?;
+                if n < chunk {
+                    eof = true;
+                } else {
+                    match memchr::memrchr(b'\n', &buf) {
+                        Some(i) => carry.extend_from_slice(&buf[i + 1..]),
+                        // A line longer than a chunk: read on.
+                        None => {
+                            std::mem::swap(&mut carry, &mut buf);
+                            pool.push(buf);
+                            continue;
+                        }
+                    }
+                    let keep = buf.len() - carry.len();
+                    buf.truncate(keep);
+                }
+                chunks.push(buf);
+            }
+            let last = chunks.len().saturating_sub(1);
+            let results: Vec<ChunkOut> = std::thread::scope(|s| {
+                let handles: Vec<_> = chunks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let at_end = eof && i == last;
+                        s.spawn(move || parse_chunk(c, conds, at_end))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("parser thread"))
+                    .collect()
+            });
+            pool.extend(chunks);
+            for c in results {
+                records += c.records;
+                out.results_read += c.results;
+                for (schema, line) in &c.schemas {
+                    if !schemas.iter().any(|s| s.0 == name && s.1 == *schema) {
+                        schemas.push((name.clone(), *schema, line_base + line));
+                    }
+                }
+                if let Some((line, msg)) = c.error {
+                    return Err(ReportError::BadInput(format!(
+                        "{name}:{}: {msg}",
+                        line_base + line
+                    )));
+                }
+                if let Some(line) = c.truncated {
+                    out.notes.push(format!(
+                        "{name}:{}: truncated last line skipped (no newline at the end; the writer was probably stopped)",
+                        line_base + line
+                    ));
+                }
+                other_kinds += c.other_kinds;
+                if first_other.is_none() {
+                    first_other = c.first_other.map(|(line, kind)| {
+                        format!("{name}:{}, record kind `{kind}`", line_base + line)
+                    });
+                }
+                // Local symbols to the report's.
+                let map: Vec<Sym> = c.names.names.iter().map(|n| out.names.intern(n)).collect();
+                let m = |s: Sym| map[s as usize];
+                out.points.extend(c.points.into_iter().map(|p| Point {
+                    board: m(p.board),
+                    backend: m(p.backend),
+                    ep: m(p.ep),
+                    precision: m(p.precision),
+                    model: m(p.model),
+                    arch: m(p.arch),
+                    batch_mode: m(p.batch_mode),
+                    device_id: m(p.device_id),
+                    runtime_version: m(p.runtime_version),
+                    ..p
+                }));
+                line_base += c.lines;
+            }
+        }
+        if records == 0 {
             return Err(ReportError::BadInput(format!(
-                "{}: empty file (no records)",
-                path.display()
+                "{name}: empty file (no records)"
             )));
         }
     }
@@ -270,72 +460,74 @@ pub fn load_files(files: &[PathBuf], conds: &[Cond]) -> Result<Loaded, ReportErr
     Ok(out)
 }
 
-/// Reads one file; returns the number of records (of any kind) read.
-#[allow(clippy::too_many_arguments)]
-fn load_one(
-    path: &Path,
-    r: &mut dyn BufRead,
-    conds: &[Cond],
-    out: &mut Loaded,
-    other_kinds: &mut usize,
-    first_other: &mut Option<String>,
-    schemas: &mut Vec<(String, u32, usize)>,
-) -> Result<usize, ReportError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let mut lineno = 0usize;
-    let mut records = 0usize;
-    let name = path.display().to_string();
-    loop {
-        buf.clear();
-        let n = r
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?;
-        if n == 0 {
-            break;
+/// Parses the lines of one chunk (whole lines; the last may lack its newline only
+/// when `at_end`), stopping at the first bad line.
+fn parse_chunk(buf: &[u8], conds: &[Cond], at_end: bool) -> ChunkOut {
+    let mut out = ChunkOut::default();
+    let mut rest = buf;
+    // The last symbol of each field: consecutive records mostly repeat them, and a
+    // comparison is cheaper than a hash lookup.
+    let mut memo = [Sym::MAX; 9];
+    let mut sym = |slot: usize, s: &str, names: &mut Names| -> Sym {
+        let m = memo[slot];
+        if m != Sym::MAX && names.get(m) == s {
+            return m;
         }
-        lineno += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let line = buf.trim_ascii();
+        let v = names.intern(s);
+        memo[slot] = v;
+        v
+    };
+    while !rest.is_empty() {
+        let (raw_line, complete) = match memchr::memchr(b'\n', rest) {
+            Some(i) => {
+                let l = &rest[..i];
+                rest = &rest[i + 1..];
+                (l, true)
+            }
+            None => {
+                let l = rest;
+                rest = &[];
+                (l, false)
+            }
+        };
+        out.lines += 1;
+        let lineno = out.lines;
+        let line = raw_line.trim_ascii();
         if line.is_empty() {
             continue;
         }
-        let raw: Raw = match serde_json::from_slice(line) {
+        let fast = fast_raw(line);
+        let raw: Raw = match fast.map_or_else(|| serde_json::from_slice(line), Ok) {
             Ok(r) => r,
-            Err(e) if !complete && e.is_eof() => {
+            Err(e) if at_end && !complete && e.is_eof() => {
                 // A run cut off while writing its last record: keep everything before.
-                out.notes.push(format!(
-                    "{name}:{lineno}: truncated last line skipped (no newline at the end; the writer was probably stopped)"
-                ));
+                out.truncated = Some(lineno);
                 break;
             }
             Err(e) => {
                 let shown: String = String::from_utf8_lossy(&line[..line.len().min(60)]).into();
-                return Err(ReportError::BadInput(format!(
-                    "{name}:{lineno}: not a result record ({e}): `{shown}`"
-                )));
+                out.error = Some((lineno, format!("not a result record ({e}): `{shown}`")));
+                break;
             }
         };
-        records += 1;
+        out.records += 1;
         let schema = raw.schema.unwrap_or(0);
-        match schemas.iter_mut().find(|s| s.0 == name && s.1 == schema) {
-            Some(_) => {}
-            None => schemas.push((name.clone(), schema, lineno)),
+        if !out.schemas.iter().any(|s| s.0 == schema) {
+            out.schemas.push((schema, lineno));
         }
-        if raw.record.as_deref() == Some("summary") {
+        match raw.record.as_deref() {
+            Some("result") => {}
             // Sweep summaries: the report recomputes knees from the results.
-            continue;
-        }
-        if raw.record.as_deref() != Some("result") {
-            *other_kinds += 1;
-            if first_other.is_none() {
-                *first_other = Some(format!(
-                    "{name}:{lineno}, record kind `{}`",
-                    raw.record.as_deref().unwrap_or("(none)")
-                ));
+            Some("summary") => continue,
+            other => {
+                out.other_kinds += 1;
+                if out.first_other.is_none() {
+                    out.first_other = Some((lineno, other.unwrap_or("(none)").to_string()));
+                }
+                continue;
             }
-            continue;
         }
-        out.results_read += 1;
+        out.results += 1;
         if !conds.iter().all(|c| raw.matches(c)) {
             continue;
         }
@@ -352,15 +544,15 @@ fn load_one(
         };
         let arch = raw.arch();
         out.points.push(Point {
-            board: names.intern(&raw.board),
-            backend: names.intern(&raw.backend),
-            ep: names.intern(&raw.ep),
-            precision: names.intern(&raw.precision),
-            model: names.intern(&raw.model),
-            arch: names.intern(&arch),
-            batch_mode: names.intern(raw.batch_mode.as_deref().unwrap_or("")),
-            device_id: names.intern(&raw.device_id),
-            runtime_version: names.intern(raw.runtime_version.as_deref().unwrap_or("")),
+            board: sym(0, &raw.board, names),
+            backend: sym(1, &raw.backend, names),
+            ep: sym(2, &raw.ep, names),
+            precision: sym(3, &raw.precision, names),
+            model: sym(4, &raw.model, names),
+            arch: sym(5, &arch, names),
+            batch_mode: sym(6, raw.batch_mode.as_deref().unwrap_or(""), names),
+            device_id: sym(7, &raw.device_id, names),
+            runtime_version: sym(8, raw.runtime_version.as_deref().unwrap_or(""), names),
             threads: raw.threads,
             batch: raw.batch,
             ok: raw.status == "ok",
@@ -377,12 +569,13 @@ fn load_one(
             power_w_mean: nan(raw.power_w_mean),
         });
     }
-    Ok(records)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -465,7 +658,7 @@ mod tests {
         let other = R.replace("\"batch\":1", "\"batch\":2");
         let f = write(d.path(), "w.jsonl", &format!("{R}\n{other}\n"));
         let c: Cond = "batch=2".parse().unwrap();
-        let l = load_files(&[f.clone()], &[c]).unwrap();
+        let l = load_files(std::slice::from_ref(&f), &[c]).unwrap();
         assert_eq!((l.points.len(), l.results_read), (1, 2));
         assert_eq!(l.points[0].batch, 2);
         let c: Cond = "arch=mobilenet_v2".parse().unwrap();
@@ -475,5 +668,90 @@ mod tests {
             .unwrap_err()
             .contains("unknown key `colour`"));
         assert_eq!("delegate=edgetpu".parse::<Cond>().unwrap().key, "ep");
+    }
+
+    #[test]
+    fn tiny_chunks_read_the_same_as_one_chunk() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report");
+        let files: Vec<PathBuf> = ["rpi5_a.jsonl", "rpi5_bc.jsonl", "coral.jsonl"]
+            .iter()
+            .map(|f| root.join(f))
+            .collect();
+        let big = load_chunked(&files, &[], CHUNK).unwrap();
+        // 100 bytes: shorter than every line, so each line grows its own buffer.
+        for chunk in [100, 2000, 5000] {
+            let small = load_chunked(&files, &[], chunk).unwrap();
+            assert_eq!(small.points.len(), big.points.len());
+            for (a, b) in small.points.iter().zip(&big.points) {
+                assert_eq!(small.names.get(a.model), big.names.get(b.model));
+                assert_eq!((a.batch, a.p50.to_bits()), (b.batch, b.p50.to_bits()));
+            }
+        }
+        // Line numbers stay right across chunks.
+        let d = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(&files[0]).unwrap();
+        let bad = write(d.path(), "bad.jsonl", &format!("{text}{text}oops\n"));
+        let e = load_chunked(&[bad], &[], 3000).unwrap_err().to_string();
+        assert!(e.contains("bad.jsonl:19: not a result record"), "{e}");
+    }
+
+    /// The scanner and serde_json read the same values from every fixture line.
+    #[test]
+    fn fast_path_agrees_with_serde() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for f in [
+            "tests/fixtures/report/rpi5_a.jsonl",
+            "tests/fixtures/report/coral.jsonl",
+            "docs/report-example/x86-ort-1.32.0.jsonl",
+        ] {
+            for line in std::fs::read_to_string(root.join(f)).unwrap().lines() {
+                let a = fast_raw(line.as_bytes()).expect("fixture lines take the fast path");
+                let b: Raw = serde_json::from_str(line).unwrap();
+                assert_eq!(
+                    (
+                        &a.record,
+                        a.schema,
+                        &a.model,
+                        &a.arch,
+                        a.batch,
+                        a.threads,
+                        a.ts,
+                        a.throttled
+                    ),
+                    (
+                        &b.record,
+                        b.schema,
+                        &b.model,
+                        &b.arch,
+                        b.batch,
+                        b.threads,
+                        b.ts,
+                        b.throttled
+                    )
+                );
+                assert_eq!(
+                    (
+                        a.latency_ms_p50,
+                        a.latency_ms_p50_ci_low,
+                        a.median_rel_ci,
+                        a.throughput_ips_ci_high,
+                        a.temp_c_max
+                    ),
+                    (
+                        b.latency_ms_p50,
+                        b.latency_ms_p50_ci_low,
+                        b.median_rel_ci,
+                        b.throughput_ips_ci_high,
+                        b.temp_c_max
+                    )
+                );
+                n += 1;
+            }
+        }
+        assert_eq!(n, 25);
+        // A wrongly typed value leaves the fast path (serde_json then names the error).
+        assert!(fast_raw(br#"{"record":"result","schema":"x"}"#).is_none());
+        assert!(fast_raw(br#"{"record":"result","model":"a\u00e9"}"#).is_none());
     }
 }

@@ -12,6 +12,7 @@ pub mod html;
 pub mod load;
 pub mod platform;
 pub mod plot;
+mod scan;
 mod sweep;
 
 use std::io::Write;

@@ -78,7 +78,12 @@ fn y_max(lines: &[Line]) -> f64 {
 }
 
 /// Lines against the batch size (log-2 x axis), e.g. throughput or latency.
-pub fn batch_chart(title: &str, y_desc: &str, lines: &[Line]) -> Result<String, String> {
+pub fn batch_chart(
+    title: &str,
+    y_desc: &str,
+    lines: &[Line],
+    legend: SeriesLabelPosition,
+) -> Result<String, String> {
     let xs = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0));
     let (lo, hi) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     let (lo, hi) = if lo <= hi {
@@ -140,7 +145,7 @@ pub fn batch_chart(title: &str, y_desc: &str, lines: &[Line]) -> Result<String, 
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(legend)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -274,7 +279,13 @@ mod tests {
             marker_label: "knee 2".into(),
             ..Default::default()
         };
-        let s = batch_chart("throughput", "samples/s", &[l.clone()]).unwrap();
+        let s = batch_chart(
+            "throughput",
+            "samples/s",
+            std::slice::from_ref(&l),
+            SeriesLabelPosition::LowerRight,
+        )
+        .unwrap();
         assert!(
             s.starts_with("<svg") && s.contains("board-a/ort/cpu") && s.contains("knee 2"),
             "{s}"

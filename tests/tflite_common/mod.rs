@@ -271,14 +271,44 @@ pub fn relu_op(from: i32, to: i32) -> Op {
 /// A TFLite model: `n_tensors` float32 tensors of `shape`, tensor 0 the input, the last
 /// one the output, `ops` in order. Operator codes are one per op.
 pub fn tflite_model(shape: &[i32], n_tensors: usize, ops: Vec<Op>) -> Vec<u8> {
-    let tensors = (0..n_tensors)
-        .map(|i| {
-            Table(vec![
-                (0, Val::I32s(shape.to_vec())),
+    let shapes = vec![shape.to_vec(); n_tensors];
+    tflite_model_io(&shapes, vec![0], vec![n_tensors as i32 - 1], ops)
+}
+
+/// A TFLite model of float32 tensors of the given `shapes`, with graph `inputs` and
+/// `outputs` (tensor indices), `ops` in order.
+pub fn tflite_model_io(
+    shapes: &[Vec<i32>],
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    ops: Vec<Op>,
+) -> Vec<u8> {
+    tflite_model_sig(shapes, &[], inputs, outputs, ops)
+}
+
+/// [`tflite_model_io`] with `shape_signature`s: `signatures[i]` for tensor i (none
+/// written for tensors beyond the slice).
+pub fn tflite_model_sig(
+    shapes: &[Vec<i32>],
+    signatures: &[Vec<i32>],
+    inputs: Vec<i32>,
+    outputs: Vec<i32>,
+    ops: Vec<Op>,
+) -> Vec<u8> {
+    let tensors = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, shape)| {
+            let mut t = vec![
+                (0, Val::I32s(shape.clone())),
                 (1, Val::U8(0)), // FLOAT32
                 (2, Val::U32(0)),
                 (3, Val::Str(format!("t{i}"))),
-            ])
+            ];
+            if let Some(sig) = signatures.get(i) {
+                t.push((7, Val::I32s(sig.clone())));
+            }
+            Table(t)
         })
         .collect();
     let codes = ops
@@ -308,8 +338,8 @@ pub fn tflite_model(shape: &[i32], n_tensors: usize, ops: Vec<Op>) -> Vec<u8> {
         .collect();
     let subgraph = Table(vec![
         (0, Val::Tables(tensors)),
-        (1, Val::I32s(vec![0])),
-        (2, Val::I32s(vec![n_tensors as i32 - 1])),
+        (1, Val::I32s(inputs)),
+        (2, Val::I32s(outputs)),
         (3, Val::Tables(operators)),
         (4, Val::Str("main".into())),
     ]);

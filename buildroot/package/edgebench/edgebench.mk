@@ -44,6 +44,21 @@ define EDGEBENCH_INSTALL_CONFIG_AND_MODELS
 endef
 EDGEBENCH_POST_INSTALL_TARGET_HOOKS += EDGEBENCH_INSTALL_CONFIG_AND_MODELS
 
+# Man pages and shell completions generated from the CLI (packaging/docs). Buildroot's
+# target-finalize keeps the completions only with bash / zsh selected, and never man pages.
+define EDGEBENCH_INSTALL_DOCS
+	$(foreach f,$(notdir $(wildcard $(@D)/packaging/docs/man/*.1)), \
+		$(INSTALL) -D -m 0644 $(@D)/packaging/docs/man/$(f) \
+			$(TARGET_DIR)/usr/share/man/man1/$(f)$(sep))
+	$(INSTALL) -D -m 0644 $(@D)/packaging/docs/completions/edgebench.bash \
+		$(TARGET_DIR)/usr/share/bash-completion/completions/edgebench
+	$(INSTALL) -D -m 0644 $(@D)/packaging/docs/completions/_edgebench \
+		$(TARGET_DIR)/usr/share/zsh/site-functions/_edgebench
+	$(INSTALL) -D -m 0644 $(@D)/packaging/docs/completions/edgebench.fish \
+		$(TARGET_DIR)/usr/share/fish/vendor_completions.d/edgebench.fish
+endef
+EDGEBENCH_POST_INSTALL_TARGET_HOOKS += EDGEBENCH_INSTALL_DOCS
+
 define EDGEBENCH_INSTALL_INIT_SYSTEMD
 	$(INSTALL) -D -m 0644 $(@D)/systemd/edgebench.service \
 		$(TARGET_DIR)/usr/lib/systemd/system/edgebench.service

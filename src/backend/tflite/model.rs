@@ -9,7 +9,9 @@
 //! Only the few fields needed are read (schema: `tensorflow/lite/schema/schema.fbs`):
 //! `Model.operator_codes` (1), `Model.subgraphs` (2); `OperatorCode.deprecated_builtin_code`
 //! (0), `custom_code` (1), `builtin_code` (3); `SubGraph.operators` (3);
-//! `Operator.opcode_index` (0). Every read is bounds-checked: a damaged file is an error.
+//! `Operator.opcode_index` (0); for the batch axis, `SubGraph.tensors` (0), `SubGraph.inputs`
+//! (1), `Tensor.shape_signature` (7). Every read is bounds-checked: a damaged file is an
+//! error.
 
 /// Name of the custom operation that holds Edge-TPU-compiled subgraphs.
 pub const EDGETPU_CUSTOM_OP: &str = "edgetpu-custom-op";
@@ -26,6 +28,10 @@ pub struct GraphSummary {
     pub edgetpu_ops: usize,
     /// Custom operation names used (sorted, unique).
     pub custom_ops: Vec<String>,
+    /// Axis 0 of the first input's `shape_signature`: `Some(-1)` a dynamic batch,
+    /// `Some(B)` a batch fixed at export, None when the converter wrote no signature
+    /// (older TensorFlow versions).
+    pub input_batch_signature: Option<i32>,
 }
 
 impl GraphSummary {
@@ -118,6 +124,32 @@ pub fn summarize(buf: &[u8]) -> Result<GraphSummary, String> {
         ops: ops.1,
         edgetpu_ops,
         custom_ops,
+        input_batch_signature: input_batch_signature(&fb, main)?,
+    })
+}
+
+/// Axis 0 of the `shape_signature` of subgraph `main`'s first input, if written.
+fn input_batch_signature(fb: &Fb, main: usize) -> Result<Option<i32>, String> {
+    let (Some(tensors), Some(inputs)) = (fb.field_pos(main, 0)?, fb.field_pos(main, 1)?) else {
+        return Ok(None);
+    };
+    let (tensors, inputs) = (fb.vector(tensors)?, fb.vector(inputs)?);
+    if inputs.1 == 0 {
+        return Ok(None);
+    }
+    let idx = usize::try_from(fb.i32(inputs.0)?)
+        .ok()
+        .filter(|&i| i < tensors.1)
+        .ok_or_else(|| "model damaged: input tensor index out of range".to_string())?;
+    let tensor = fb.deref(tensors.0 + 4 * idx)?;
+    let Some(sig) = fb.field_pos(tensor, 7)? else {
+        return Ok(None);
+    };
+    let sig = fb.vector(sig)?;
+    Ok(if sig.1 == 0 {
+        None
+    } else {
+        Some(fb.i32(sig.0)?)
     })
 }
 

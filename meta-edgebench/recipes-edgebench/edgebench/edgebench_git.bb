@@ -4,24 +4,39 @@ DESCRIPTION = "edgebench measures latency, throughput and the knee batch size \
                TensorRT) and the Coral Edge TPU, records thermal and power \
                telemetry while it runs, and publishes results over MQTT. It runs \
                as a hardened systemd service."
+HOMEPAGE = "${EDGEBENCH_HOMEPAGE}"
 SECTION = "devel"
-LICENSE = "MIT | Apache-2.0"
-LIC_FILES_CHKSUM = "file://Cargo.toml;beginline=7;endline=7;md5=86b31c7756a1a7962f28b62856ed4f05"
+# edgebench itself is MIT or Apache-2.0; the binary links the crates of Cargo.lock
+# statically, whose licences follow (scripts/gen-licenses.sh writes this line and the
+# third-party notice, THIRD-PARTY-LICENSES.md, installed with the binary).
+LICENSE = "(MIT | Apache-2.0) & Apache-2.0 & BSD-3-Clause & ISC & MIT & Unicode-3.0"
+LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=@MIT_MD5@ \
+                    file://LICENSE-APACHE;md5=@APACHE_MD5@ \
+                    file://THIRD-PARTY-LICENSES.md;md5=@THIRD_MD5@"
 
-# Source. By default the edgebench tree this layer sits in (meta-edgebench/..),
-# built in place with externalsrc, so the layer always builds the code it ships
-# with. EDGEBENCH_SRCTREE points at another checkout; EDGEBENCH_GIT_URI (plus
-# SRCREV) builds a pinned commit from a git server instead.
-EDGEBENCH_SRCTREE ??= "${@os.path.normpath(os.path.join(d.getVar('EDGEBENCH_LAYERDIR'), '..'))}"
-EDGEBENCH_GIT_URI ??= ""
-EDGEBENCH_EXTERNALSRC = "${@'externalsrc' if not d.getVar('EDGEBENCH_GIT_URI') else ''}"
-EXTERNALSRC = "${@d.getVar('EDGEBENCH_SRCTREE') if not d.getVar('EDGEBENCH_GIT_URI') else ''}"
+# Source: a pinned revision (SRCREV) of the edgebench git repository, by default the
+# clone this layer sits in (meta-edgebench/..), so a fresh checkout builds offline;
+# EDGEBENCH_GIT_URI names a server instead. The crate list (edgebench-crates.inc)
+# matches Cargo.lock at SRCREV (scripts/check-yocto.sh checks it;
+# packaging/pin-srcrev.sh moves the pin).
+# Working on the tree: EDGEBENCH_SRCTREE = "/path/to/edgebench" in local.conf builds
+# that checkout in place (externalsrc) instead.
+EDGEBENCH_GIT_URI ??= "git://${@os.path.normpath(os.path.join(d.getVar('EDGEBENCH_LAYERDIR'), '..'))};protocol=file;nobranch=1"
 SRC_URI = "${EDGEBENCH_GIT_URI}"
+SRCREV = "@SRCREV@"
+PV = "0.1.0+git"
 
-inherit cargo cargo-update-recipe-crates systemd useradd
+EDGEBENCH_SRCTREE ??= ""
+EXTERNALSRC = "${EDGEBENCH_SRCTREE}"
+EDGEBENCH_EXTERNALSRC = "${@'externalsrc' if d.getVar('EDGEBENCH_SRCTREE') else ''}"
+
+inherit cargo cargo-update-recipe-crates systemd useradd bash-completion
 inherit_defer ${EDGEBENCH_EXTERNALSRC}
 
 require ${BPN}-crates.inc
+
+# The profile, drop-ins, udev rule and run-time dependencies depend on the machine.
+PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 # Board profile installed as /etc/edgebench/edgebench.toml: configs/<profile>.toml
 # from the source tree. Empty: configs/edgebench.toml, the documented defaults.
@@ -45,8 +60,8 @@ def edgebench_dropins(d):
         'jetson-orin-nano': 'jetson',
         'jetson-agx-orin': 'jetson',
         'coral-devboard': 'coral-pcie',
-        'rpi5': 'rpi',
-        'rpi-coral-usb': 'rpi coral-usb',
+        'rpi5': '',
+        'rpi-coral-usb': 'coral-usb',
     }
     profile = d.getVar('EDGEBENCH_PROFILE') or ''
     return table.get(profile, d.getVar('EDGEBENCH_DROPINS_MACHINE') or '')
@@ -55,13 +70,23 @@ EDGEBENCH_DROPINS ??= "${@edgebench_dropins(d)}"
 
 # Run-time libraries per accelerator backend (edgebench loads them with dlopen,
 # so they are run-time dependencies only). The board layers' dynamic-layers/
-# appends switch on what their machines have.
+# appends switch on what their machines have. CUDA and TensorRT are reached only
+# through ONNX Runtime's providers: the onnxruntime package's own library
+# dependencies pull in cuda-cudart and TensorRT (tensorrt-core's libnvinfer and
+# the builder resource of the SoC), so edgebench names onnxruntime, whose package
+# name does not change with the TensorRT release or Debian-style renaming.
 PACKAGECONFIG ??= ""
 PACKAGECONFIG[onnxruntime] = ",,,onnxruntime"
-PACKAGECONFIG[cuda] = ",,,cuda-cudart"
-PACKAGECONFIG[tensorrt] = ",,,tensorrt-core"
+PACKAGECONFIG[cuda] = ",,,onnxruntime"
+PACKAGECONFIG[tensorrt] = ",,,onnxruntime"
 PACKAGECONFIG[tflite] = ",,,libtensorflow-lite-c"
 PACKAGECONFIG[edgetpu] = ",,,libedgetpu-std"
+
+# Coral PCIe / M.2 (drop-in coral-pcie): the gasket/apex driver's nodes are root-only
+# without a udev rule; ship one (group apex, 0660) and recommend the out-of-tree
+# driver's module packages (no layer here builds them: see the README).
+EDGEBENCH_CORAL_PCIE = "${@'1' if 'coral-pcie' in (d.getVar('EDGEBENCH_DROPINS') or '').split() else ''}"
+RRECOMMENDS:${PN} += "${@'kernel-module-gasket kernel-module-apex' if d.getVar('EDGEBENCH_CORAL_PCIE') else ''}"
 
 # The release profile strips symbols; let the package split do it (debug package,
 # no "already-stripped" QA error). Keep source paths out of the binary.
@@ -100,12 +125,41 @@ do_install:append() {
             ${D}${systemd_system_unitdir}/edgebench.service.d/10-$dropin.conf
     done
 
+    # Man pages and completions generated from the CLI (packaging/docs, scripts/gen-docs.sh).
+    install -d ${D}${mandir}/man1
+    install -m 0644 ${S}/packaging/docs/man/*.1 ${D}${mandir}/man1/
+    install -D -m 0644 ${S}/packaging/docs/completions/edgebench.bash \
+        ${D}${datadir}/bash-completion/completions/edgebench
+    install -D -m 0644 ${S}/packaging/docs/completions/_edgebench \
+        ${D}${datadir}/zsh/site-functions/_edgebench
+    install -D -m 0644 ${S}/packaging/docs/completions/edgebench.fish \
+        ${D}${datadir}/fish/vendor_completions.d/edgebench.fish
+
+    if [ -n "${EDGEBENCH_CORAL_PCIE}" ]; then
+        install -D -m 0644 ${S}/packaging/udev/60-edgebench-apex.rules \
+            ${D}${nonarch_base_libdir}/udev/rules.d/60-edgebench-apex.rules
+    fi
+
+    # Licence texts and the third-party notice (the crates linked into the binary),
+    # in the main package: documentation packages are often left out of images.
+    install -d ${D}${datadir}/edgebench/licenses
+    install -m 0644 ${S}/LICENSE-MIT ${S}/LICENSE-APACHE ${S}/THIRD-PARTY-LICENSES.md \
+        ${D}${datadir}/edgebench/licenses/
+
     install -d ${D}${nonarch_libdir}/sysusers.d ${D}${nonarch_libdir}/tmpfiles.d
     install -m 0644 ${S}/systemd/edgebench.sysusers ${D}${nonarch_libdir}/sysusers.d/edgebench.conf
     install -m 0644 ${S}/systemd/edgebench.tmpfile ${D}${nonarch_libdir}/tmpfiles.d/edgebench.conf
 }
 
+# Man pages go to ${PN}-doc, bash completion to ${PN}-bash-completion (bash-completion class).
+PACKAGES =+ "${PN}-zsh-completion ${PN}-fish-completion"
+FILES:${PN}-zsh-completion += "${datadir}/zsh"
+FILES:${PN}-fish-completion += "${datadir}/fish"
 FILES:${PN} += "${systemd_system_unitdir}/edgebench.service.d \
+                 ${nonarch_base_libdir}/udev/rules.d \
+                 ${datadir}/edgebench/licenses \
                  ${nonarch_libdir}/sysusers.d/edgebench.conf \
                  ${nonarch_libdir}/tmpfiles.d/edgebench.conf"
+RDEPENDS:${PN}-zsh-completion += "zsh"
+RDEPENDS:${PN}-fish-completion += "fish"
 CONFFILES:${PN} = "${sysconfdir}/edgebench/edgebench.toml"
