@@ -4,7 +4,11 @@
 //! them: no `arch`, `median_rel_ci` only). Every expected number below is worked out by
 //! hand from the fixture values.
 
+#[path = "common/broker.rs"]
+mod broker;
 mod common;
+#[path = "common/postgres.rs"]
+mod pg;
 use common::*;
 
 use std::path::PathBuf;
@@ -384,35 +388,39 @@ fn readme_example_matches_the_committed_files() {
     }
 }
 
-/// `--db`: the fixture files imported into a real SQLite fleet store read back into the
-/// same comparison, alone and together with a file.
+/// `--db`: the fixture files imported into real fleet stores (SQLite and PostgreSQL)
+/// read back into the same comparison, alone and together with a file.
 #[test]
 fn db_store_gives_the_same_report_as_the_files() {
     let d = tempfile::tempdir().unwrap();
-    let db = format!("sqlite:{}", d.path().join("fleet.sqlite").display());
-    let o = std::process::Command::new(bin())
-        .arg("import")
-        .args(all())
-        .args(["--db", &db])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "import: {}", stderr(&o));
-    let from_db = json(&[], &["--db", &db, "--baseline", "board=raspberrypi5"]);
+    let lite = format!("sqlite:{}", d.path().join("fleet.sqlite").display());
+    let pgs = pg::Postgres::start();
+    let pg_db = pgs.new_db("report");
     let from_files = json(&all(), &["--baseline", "board=raspberrypi5"]);
-    for key in ["gains", "knees", "unpaired", "rows", "platforms"] {
-        assert_eq!(from_db[key], from_files[key], "{key} differs");
+    for db in [lite.as_str(), pg_db.as_str()] {
+        let o = std::process::Command::new(bin())
+            .arg("import")
+            .args(all())
+            .args(["--db", db])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "import: {}", stderr(&o));
+        let from_db = json(&[], &["--db", db, "--baseline", "board=raspberrypi5"]);
+        for key in ["gains", "knees", "unpaired", "rows", "platforms"] {
+            assert_eq!(from_db[key], from_files[key], "{db}: {key} differs");
+        }
+        assert_eq!(from_db["results_used"], 16);
+        // A file and the store together: the store's Coral rows plus the file's again
+        // are two runs of each Coral configuration.
+        let both = json(
+            &[fixture("coral.jsonl")],
+            &["--db", db, "--baseline", "board=raspberrypi5"],
+        );
+        let r = find(&both, "rows", |r| {
+            r["platform"] == "coral-devboard/tflite/edgetpu" && r["batch"] == 1
+        });
+        assert_eq!(r["runs"], 2, "{db}");
     }
-    assert_eq!(from_db["results_used"], 16);
-    // A file and the store together: the store's Coral rows plus the file's again are
-    // two runs of each Coral configuration.
-    let both = json(
-        &[fixture("coral.jsonl")],
-        &["--db", &db, "--baseline", "board=raspberrypi5"],
-    );
-    let r = find(&both, "rows", |r| {
-        r["platform"] == "coral-devboard/tflite/edgetpu" && r["batch"] == 1
-    });
-    assert_eq!(r["runs"], 2);
     // A store file that is not there is an error, not a new empty store.
     let o = report(
         &[],
