@@ -296,6 +296,9 @@ fn baseline_matching_nothing_or_several_platforms_is_exit_5() {
     // A selector with an unknown key is a usage error (clap: 2).
     let o = report(&all(), &["--baseline", "colour=red"]);
     assert_eq!(o.status.code(), Some(2));
+    let o2 = report(&all(), &["--knee-fraction", "1.5"]);
+    assert_eq!(o2.status.code(), Some(2));
+    assert!(stderr(&o2).contains("--knee-fraction 1.5 is not in (0, 1]"));
     assert!(
         stderr(&o).contains("unknown baseline key `colour`"),
         "{}",

@@ -41,6 +41,9 @@ pub enum ReportError {
     /// `--where` leaving no result (exit 5).
     #[error("{0}")]
     Selection(String),
+    /// An argument out of range (exit 2, as clap's usage errors).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ReportError {
@@ -50,6 +53,7 @@ impl ReportError {
             ReportError::Io(_) => 1,
             ReportError::BadInput(_) => 4,
             ReportError::Selection(_) => 5,
+            ReportError::Usage(_) => 2,
         }
     }
 }
@@ -257,7 +261,7 @@ fn read_store(url: &str) -> Result<(Vec<serde_json::Value>, String), ReportError
 
 fn run(args: &ReportArgs) -> Result<(), ReportError> {
     if !(args.knee_fraction > 0.0 && args.knee_fraction <= 1.0) {
-        return Err(ReportError::Selection(format!(
+        return Err(ReportError::Usage(format!(
             "--knee-fraction {} is not in (0, 1]",
             args.knee_fraction
         )));
