@@ -71,3 +71,9 @@ bench-knee: deps models build
 
 clean-models:
 	rm -rf models/build
+
+# `edgebench report` over 1,000,000 generated result records (bench/report-records.py):
+# wall and CPU time of the tables and of the HTML, peak memory.
+.PHONY: bench-report
+bench-report: build
+	bench/report.sh

@@ -4,7 +4,11 @@
 //! them: no `arch`, `median_rel_ci` only). Every expected number below is worked out by
 //! hand from the fixture values.
 
+#[path = "common/broker.rs"]
+mod broker;
 mod common;
+#[path = "common/postgres.rs"]
+mod pg;
 use common::*;
 
 use std::path::PathBuf;
@@ -292,6 +296,9 @@ fn baseline_matching_nothing_or_several_platforms_is_exit_5() {
     // A selector with an unknown key is a usage error (clap: 2).
     let o = report(&all(), &["--baseline", "colour=red"]);
     assert_eq!(o.status.code(), Some(2));
+    let o2 = report(&all(), &["--knee-fraction", "1.5"]);
+    assert_eq!(o2.status.code(), Some(2));
+    assert!(stderr(&o2).contains("--knee-fraction 1.5 is not in (0, 1]"));
     assert!(
         stderr(&o).contains("unknown baseline key `colour`"),
         "{}",
@@ -382,4 +389,50 @@ fn readme_example_matches_the_committed_files() {
     for l in t.lines().filter(|l| l.starts_with("knee ")) {
         assert!(readme.contains(l), "README lacks `{l}`");
     }
+}
+
+/// `--db`: the fixture files imported into real fleet stores (SQLite and PostgreSQL)
+/// read back into the same comparison, alone and together with a file.
+#[test]
+fn db_store_gives_the_same_report_as_the_files() {
+    let d = tempfile::tempdir().unwrap();
+    let lite = format!("sqlite:{}", d.path().join("fleet.sqlite").display());
+    let pgs = pg::Postgres::start();
+    let pg_db = pgs.new_db("report");
+    let from_files = json(&all(), &["--baseline", "board=raspberrypi5"]);
+    for db in [lite.as_str(), pg_db.as_str()] {
+        let o = std::process::Command::new(bin())
+            .arg("import")
+            .args(all())
+            .args(["--db", db])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "import: {}", stderr(&o));
+        let from_db = json(&[], &["--db", db, "--baseline", "board=raspberrypi5"]);
+        for key in ["gains", "knees", "unpaired", "rows", "platforms"] {
+            assert_eq!(from_db[key], from_files[key], "{db}: {key} differs");
+        }
+        assert_eq!(from_db["results_used"], 16);
+        // A file and the store together: the store's Coral rows plus the file's again
+        // are two runs of each Coral configuration.
+        let both = json(
+            &[fixture("coral.jsonl")],
+            &["--db", db, "--baseline", "board=raspberrypi5"],
+        );
+        let r = find(&both, "rows", |r| {
+            r["platform"] == "coral-devboard/tflite/edgetpu" && r["batch"] == 1
+        });
+        assert_eq!(r["runs"], 2, "{db}");
+    }
+    // A store file that is not there is an error, not a new empty store.
+    let o = report(
+        &[],
+        &[
+            "--db",
+            &format!("sqlite:{}", d.path().join("nope.sqlite").display()),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no such store file"), "{}", stderr(&o));
+    assert!(!d.path().join("nope.sqlite").exists());
 }

@@ -718,13 +718,9 @@ pub fn warning_text(flag: &str) -> &'static str {
     }
 }
 
-/// A record's throughput interval (`throughput_ips_ci_low`/`_high`) when it carries
-/// one. Read through the JSON form so it works whichever struct field holds it.
+/// A record's throughput interval (`throughput_ips_ci_low`/`_high`) when it carries one.
 fn throughput_ci(r: &ResultRecord) -> Option<(f64, f64)> {
-    let v = serde_json::to_value(r).ok()?;
-    let lo = v.get("throughput_ips_ci_low")?.as_f64()?;
-    let hi = v.get("throughput_ips_ci_high")?.as_f64()?;
-    Some((lo, hi))
+    r.throughput_ips_ci_low.zip(r.throughput_ips_ci_high)
 }
 
 /// The knee curve of one summary group: failed and throttled points marked.

@@ -320,14 +320,116 @@ struct ChunkOut {
 /// JSON record (except a truncated last line, which is skipped with a note), a record of
 /// another schema version (all files' versions are listed).
 pub fn load_files(files: &[PathBuf], conds: &[Cond]) -> Result<Loaded, ReportError> {
-    load_chunked(files, conds, CHUNK)
+    load(files, None, conds)
 }
 
-fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loaded, ReportError> {
-    let mut out = Loaded::default();
-    let mut other_kinds: usize = 0;
-    let mut first_other: Option<String> = None;
-    let mut schemas: Vec<(String, u32, usize)> = Vec::new();
+/// Reads files, then the records of a fleet store (`(rows, name)`: see
+/// [`load_values`]), into one set.
+pub fn load(
+    files: &[PathBuf],
+    store: Option<(Vec<serde_json::Value>, &str)>,
+    conds: &[Cond],
+) -> Result<Loaded, ReportError> {
+    let mut acc = Acc::default();
+    load_chunked(files, conds, CHUNK, &mut acc)?;
+    if let Some((values, name)) = store {
+        load_values(values, conds, name, &mut acc)?;
+    }
+    acc.finish()
+}
+
+/// Chunks merged in order, with what the messages need.
+#[derive(Default)]
+struct Acc {
+    out: Loaded,
+    other_kinds: usize,
+    first_other: Option<String>,
+    /// (source, schema, first line) per schema version seen in each source.
+    schemas: Vec<(String, u32, usize)>,
+}
+
+impl Acc {
+    /// Adds one parsed chunk of source `name` whose first line is `line_base + 1`.
+    fn merge(&mut self, name: &str, line_base: usize, c: ChunkOut) -> Result<(), ReportError> {
+        let out = &mut self.out;
+        out.results_read += c.results;
+        for (schema, line) in &c.schemas {
+            if !self.schemas.iter().any(|s| s.0 == name && s.1 == *schema) {
+                self.schemas
+                    .push((name.to_string(), *schema, line_base + line));
+            }
+        }
+        if let Some((line, msg)) = c.error {
+            return Err(ReportError::BadInput(format!(
+                "{name}:{}: {msg}",
+                line_base + line
+            )));
+        }
+        if let Some(line) = c.truncated {
+            out.notes.push(format!(
+                "{name}:{}: truncated last line skipped (no newline at the end; the writer was probably stopped)",
+                line_base + line
+            ));
+        }
+        self.other_kinds += c.other_kinds;
+        if self.first_other.is_none() {
+            self.first_other = c
+                .first_other
+                .map(|(line, kind)| format!("{name}:{}, record kind `{kind}`", line_base + line));
+        }
+        // Local symbols to the report's.
+        let map: Vec<Sym> = c.names.names.iter().map(|n| out.names.intern(n)).collect();
+        let m = |s: Sym| map[s as usize];
+        out.points.extend(c.points.into_iter().map(|p| Point {
+            board: m(p.board),
+            backend: m(p.backend),
+            ep: m(p.ep),
+            precision: m(p.precision),
+            model: m(p.model),
+            arch: m(p.arch),
+            batch_mode: m(p.batch_mode),
+            device_id: m(p.device_id),
+            runtime_version: m(p.runtime_version),
+            ..p
+        }));
+        Ok(())
+    }
+
+    /// Checks schema versions across sources and adds the notes.
+    fn finish(mut self) -> Result<Loaded, ReportError> {
+        let wrong: Vec<&(String, u32, usize)> =
+            self.schemas.iter().filter(|s| s.1 != SCHEMA).collect();
+        if let Some(first) = wrong.first() {
+            let all: Vec<String> = self
+                .schemas
+                .iter()
+                .map(|(f, s, line)| format!("{f} (from line {line}): schema {s}"))
+                .collect();
+            return Err(ReportError::BadInput(format!(
+                "{}:{}: record schema {}, but this edgebench reads schema {SCHEMA}; files of different schema versions: {}",
+                first.0,
+                first.2,
+                first.1,
+                all.join("; ")
+            )));
+        }
+        if self.other_kinds > 0 {
+            self.out.notes.push(format!(
+                "skipped {} record(s) of another kind than result or summary (first: {})",
+                self.other_kinds,
+                self.first_other.unwrap_or_default()
+            ));
+        }
+        Ok(self.out)
+    }
+}
+
+fn load_chunked(
+    files: &[PathBuf],
+    conds: &[Cond],
+    chunk: usize,
+    acc: &mut Acc,
+) -> Result<(), ReportError> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(8);
@@ -341,7 +443,6 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
         let mut line_base = 0usize;
         let mut records = 0usize;
         while !eof {
-            // Read up to `workers` chunks, each ending at a line end (the rest carried).
             let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(workers);
             while chunks.len() < workers && !eof {
                 // Buffers are reused round to round: no fresh pages to fault in.
@@ -389,46 +490,9 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
             pool.extend(chunks);
             for c in results {
                 records += c.records;
-                out.results_read += c.results;
-                for (schema, line) in &c.schemas {
-                    if !schemas.iter().any(|s| s.0 == name && s.1 == *schema) {
-                        schemas.push((name.clone(), *schema, line_base + line));
-                    }
-                }
-                if let Some((line, msg)) = c.error {
-                    return Err(ReportError::BadInput(format!(
-                        "{name}:{}: {msg}",
-                        line_base + line
-                    )));
-                }
-                if let Some(line) = c.truncated {
-                    out.notes.push(format!(
-                        "{name}:{}: truncated last line skipped (no newline at the end; the writer was probably stopped)",
-                        line_base + line
-                    ));
-                }
-                other_kinds += c.other_kinds;
-                if first_other.is_none() {
-                    first_other = c.first_other.map(|(line, kind)| {
-                        format!("{name}:{}, record kind `{kind}`", line_base + line)
-                    });
-                }
-                // Local symbols to the report's.
-                let map: Vec<Sym> = c.names.names.iter().map(|n| out.names.intern(n)).collect();
-                let m = |s: Sym| map[s as usize];
-                out.points.extend(c.points.into_iter().map(|p| Point {
-                    board: m(p.board),
-                    backend: m(p.backend),
-                    ep: m(p.ep),
-                    precision: m(p.precision),
-                    model: m(p.model),
-                    arch: m(p.arch),
-                    batch_mode: m(p.batch_mode),
-                    device_id: m(p.device_id),
-                    runtime_version: m(p.runtime_version),
-                    ..p
-                }));
-                line_base += c.lines;
+                let lines = c.lines;
+                acc.merge(&name, line_base, c)?;
+                line_base += lines;
             }
         }
         if records == 0 {
@@ -437,27 +501,33 @@ fn load_chunked(files: &[PathBuf], conds: &[Cond], chunk: usize) -> Result<Loade
             )));
         }
     }
-    let wrong: Vec<&(String, u32, usize)> = schemas.iter().filter(|s| s.1 != SCHEMA).collect();
-    if let Some(first) = wrong.first() {
-        let all: Vec<String> = schemas
-            .iter()
-            .map(|(f, s, line)| format!("{f} (from line {line}): schema {s}"))
-            .collect();
-        return Err(ReportError::BadInput(format!(
-            "{}:{}: record schema {}, but this edgebench reads schema {SCHEMA}; files of different schema versions: {}",
-            first.0,
-            first.2,
-            first.1,
-            all.join("; ")
-        )));
+    Ok(())
+}
+
+/// Reads the result and summary records of a fleet store (`edgebench collect` /
+/// `import`), kept as for files; `name` (the URL, password hidden) stands for the file
+/// in messages, the row number for the line.
+fn load_values(
+    values: Vec<serde_json::Value>,
+    conds: &[Cond],
+    name: &str,
+    acc: &mut Acc,
+) -> Result<(), ReportError> {
+    let mut buf = Vec::with_capacity(CHUNK);
+    let mut line_base = 0;
+    for part in values.chunks(10_000) {
+        buf.clear();
+        for v in part {
+            // Values from serde_json serialise.
+            serde_json::to_writer(&mut buf, v).expect("JSON value serialises");
+            buf.push(b'\n');
+        }
+        let c = parse_chunk(&buf, conds, false);
+        let lines = c.lines;
+        acc.merge(name, line_base, c)?;
+        line_base += lines;
     }
-    if other_kinds > 0 {
-        out.notes.push(format!(
-            "skipped {other_kinds} record(s) of another kind than result or summary (first: {})",
-            first_other.unwrap_or_default()
-        ));
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// Parses the lines of one chunk (whole lines; the last may lack its newline only
@@ -677,10 +747,14 @@ mod tests {
             .iter()
             .map(|f| root.join(f))
             .collect();
-        let big = load_chunked(&files, &[], CHUNK).unwrap();
+        let chunked = |files: &[PathBuf], chunk| {
+            let mut acc = Acc::default();
+            load_chunked(files, &[], chunk, &mut acc).and_then(|_| acc.finish())
+        };
+        let big = chunked(&files, CHUNK).unwrap();
         // 100 bytes: shorter than every line, so each line grows its own buffer.
         for chunk in [100, 2000, 5000] {
-            let small = load_chunked(&files, &[], chunk).unwrap();
+            let small = chunked(&files, chunk).unwrap();
             assert_eq!(small.points.len(), big.points.len());
             for (a, b) in small.points.iter().zip(&big.points) {
                 assert_eq!(small.names.get(a.model), big.names.get(b.model));
@@ -691,7 +765,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let text = std::fs::read_to_string(&files[0]).unwrap();
         let bad = write(d.path(), "bad.jsonl", &format!("{text}{text}oops\n"));
-        let e = load_chunked(&[bad], &[], 3000).unwrap_err().to_string();
+        let e = chunked(&[bad], 3000).unwrap_err().to_string();
         assert!(e.contains("bad.jsonl:19: not a result record"), "{e}");
     }
 

@@ -41,6 +41,9 @@ pub enum ReportError {
     /// `--where` leaving no result (exit 5).
     #[error("{0}")]
     Selection(String),
+    /// An argument out of range (exit 2, as clap's usage errors).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ReportError {
@@ -50,6 +53,7 @@ impl ReportError {
             ReportError::Io(_) => 1,
             ReportError::BadInput(_) => 4,
             ReportError::Selection(_) => 5,
+            ReportError::Usage(_) => 2,
         }
     }
 }
@@ -73,8 +77,12 @@ pub enum Format {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportArgs {
     /// JSON Lines result files (from `edgebench run`, the daemon or MQTT), any boards.
-    #[arg(required = true, value_name = "FILES")]
+    #[arg(required_unless_present = "db", value_name = "FILES")]
     pub files: Vec<PathBuf>,
+    /// Also read the fleet store (`edgebench collect` / `import`): `sqlite:PATH` or
+    /// `postgres://user@host/db`.
+    #[arg(long, value_name = "URL")]
+    pub db: Option<String>,
     /// The platform gains are measured against, e.g. `board=raspberrypi5,ep=cpu`
     /// (keys: board, backend, ep/provider/delegate, threads, runtime). Default: the
     /// slowest platform.
@@ -233,23 +241,53 @@ pub fn run_cli(args: &ReportArgs) -> ExitCode {
     }
 }
 
+/// The result rows of a fleet store and its name for messages (password hidden). A
+/// SQLite file that does not exist is an error here, not a new empty store.
+fn read_store(url: &str) -> Result<(Vec<serde_json::Value>, String), ReportError> {
+    use crate::fleet::store;
+    let name = store::redact(url);
+    let parsed = store::parse_url(url).map_err(|e| ReportError::Io(format!("{e:#}")))?;
+    if let store::Url::Sqlite(path) = &parsed {
+        if path != ":memory:" && !std::path::Path::new(path).is_file() {
+            return Err(ReportError::Io(format!("{name}: no such store file")));
+        }
+    }
+    let mut s = store::open(url).map_err(|e| ReportError::Io(format!("{name}: {e:#}")))?;
+    let rows = s
+        .results(&store::Filter::default())
+        .map_err(|e| ReportError::Io(format!("{name}: reading results: {e:#}")))?;
+    Ok((rows, name))
+}
+
 fn run(args: &ReportArgs) -> Result<(), ReportError> {
     if !(args.knee_fraction > 0.0 && args.knee_fraction <= 1.0) {
-        return Err(ReportError::Selection(format!(
+        return Err(ReportError::Usage(format!(
             "--knee-fraction {} is not in (0, 1]",
             args.knee_fraction
         )));
     }
-    let loaded = load::load_files(&args.files, &args.conds)?;
+    let (rows, db_name) = match &args.db {
+        Some(url) => {
+            let (rows, name) = read_store(url)?;
+            (Some(rows), Some(name))
+        }
+        None => (None, None),
+    };
+    let loaded = load::load(
+        &args.files,
+        rows.map(|r| (r, db_name.as_deref().unwrap_or(""))),
+        &args.conds,
+    )?;
     for n in &loaded.notes {
         eprintln!("edgebench: note: {n}");
     }
-    let report = build(
+    let mut report = build(
         &loaded,
         &args.files,
         args.baseline.as_ref(),
         args.knee_fraction,
     )?;
+    report.files.extend(db_name);
     drop(loaded);
     let bytes = export::exporter(args.format).render(&report);
     match &args.out {

@@ -230,7 +230,7 @@ pub fn unpaired_cells(r: &Report) -> Cells {
 pub fn preamble(r: &Report) -> Vec<String> {
     let mut v = vec![
         format!(
-            "{} result records from {} file(s){}; {} platform(s)",
+            "{} result records from {} source(s){}; {} platform(s)",
             r.results_read,
             r.files.len(),
             if r.results_used != r.results_read {
