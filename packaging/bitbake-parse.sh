@@ -21,6 +21,29 @@ BITBAKE=$(cd "$BITBAKE" && pwd)
 [ -x "$BITBAKE/bin/bitbake" ] || { echo "no bitbake in $BITBAKE"; exit 2; }
 [ -d "$OE_CORE/meta/conf" ] || { echo "no meta/conf in $OE_CORE"; exit 2; }
 MACHINE=${MACHINE:-qemuarm64}
+
+# Host tools bitbake's sanity check asks for, and the en_US.UTF-8 locale it runs under:
+# installed (Debian / Ubuntu, as root) when missing, instead of failing on them.
+host_packages=(gawk wget diffstat unzip texinfo chrpath socat cpio xz-utils zstd lz4 file
+    locales python3 python3-jinja2 python3-subunit python3-pexpect python3-git git
+    build-essential)
+missing=()
+for p in "${host_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || { echo "bitbake needs: ${missing[*]} (install them as root)"; exit 2; }
+    echo "installing for bitbake: ${missing[*]}"
+    # One apt at a time on a shared machine (the lock file is harmless elsewhere).
+    DEBIAN_FRONTEND=noninteractive flock /tmp/apt.lock apt-get -o DPkg::Lock::Timeout=600 \
+        install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! locale -a 2>/dev/null | grep -qix 'en_US.utf8'; then
+    [ "$(id -u)" = 0 ] || { echo "bitbake needs the en_US.UTF-8 locale (locale-gen as root)"; exit 2; }
+    sed -i 's/^# *en_US.UTF-8 UTF-8/en_US.UTF-8 UTF-8/' /etc/locale.gen
+    grep -q '^en_US.UTF-8 UTF-8' /etc/locale.gen || echo 'en_US.UTF-8 UTF-8' >>/etc/locale.gen
+    locale-gen >/dev/null
+fi
 BB_USER=${BB_USER:-bbparse}
 
 work=$(mktemp -d /tmp/bbparse.XXXXXX)
@@ -67,7 +90,7 @@ run() {
     # What the layer's recipes became (from the parse cache): skips and key settings.
     bitbake-layers show-recipes 'edgebench*' 'packagegroup-edgebench' 2>&1 | sed -n '/^=== /,$p'
     bitbake -e edgebench >env.txt 2>&1 || { grep -E '^(ERROR|WARNING)' env.txt; return 1; }
-    grep -E '^(EDGEBENCH_PROFILE|EDGEBENCH_DROPINS|PACKAGECONFIG|RDEPENDS:edgebench|EXTERNALSRC|S|USERADD_PARAM:edgebench|GROUPADD_PARAM:edgebench|GROUPMEMS_PARAM:edgebench)=' env.txt
+    grep -E '^(EDGEBENCH_PROFILE|EDGEBENCH_DROPINS|PACKAGECONFIG|RDEPENDS:edgebench|RRECOMMENDS:edgebench|EXTERNALSRC|S|SRC_URI|SRCREV|PV|PACKAGE_ARCH|LICENSE|USERADD_PARAM:edgebench|GROUPADD_PARAM:edgebench|GROUPMEMS_PARAM:edgebench)=' env.txt
     for target in ${GRAPH_TARGETS:-}; do
         bitbake -g "$target" 2>&1 | grep -E '^(ERROR|WARNING)|^NOTE: PN build list' || true
     done

@@ -4,16 +4,43 @@
 #  - utils/check-package reports nothing for the tree's files;
 #  - raspberrypi5_defconfig + configs/edgebench-aarch64.fragment merge, and
 #    olddefconfig keeps every value of the fragment (dependencies satisfied);
-#  - the packages' make metadata evaluates (show-info), and onnxruntime-bin
-#    stops with a clear error while its wheel is unset.
-# No build: Buildroot would download its toolchain and host tools.
+#  - the packages' make metadata evaluates (show-info);
+#  - with --rehash (packaging/pin-srcrev.sh) or SOURCE=1: `make edgebench-source`
+#    downloads the pinned revision with git and vendors the crates (cargo-package's
+#    download step); --rehash writes the tarball's sha256 to edgebench.hash, SOURCE=1
+#    checks it, then compiles the vendored source with cargo check, offline (in a
+#    namespace without network), to show that the download step brought every crate. Buildroot's own
+#    Rust (host-rust-bin) comes from a server this machine may not reach:
+#    RUST_FROM_RUSTUP=1 installs this machine's rustup toolchain in its place.
+# No full image build: Buildroot would download its cross toolchain and host tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXT=$PWD/buildroot
 
+fail=0
+# Without Buildroot: every package has a .hash, none opts out of hash checking, the
+# hash of the pinned edgebench download names the pinned version, and the crate's
+# release profile does not strip behind Buildroot's back.
+for pkg in "$EXT"/package/*/; do
+    name=$(basename "$pkg")
+    [ -f "$pkg/$name.hash" ] || { echo "FAIL: package $name has no $name.hash"; fail=1; }
+done
+if grep -rn 'BR_NO_CHECK_HASH_FOR' "$EXT"; then
+    echo "FAIL: BR_NO_CHECK_HASH_FOR in the external tree"
+    fail=1
+fi
+version=$(sed -n 's/^EDGEBENCH_VERSION = //p' "$EXT/package/edgebench/edgebench.mk")
+if ! grep -q "edgebench-$version-git[0-9]*\.tar\.gz" "$EXT/package/edgebench/edgebench.hash"; then
+    # Only Buildroot (with GNU tar 1.35) makes the tarball whose hash this is.
+    echo "note edgebench.hash has no sha256 for the pinned edgebench-${version:0:12} download yet: run packaging/pin-srcrev.sh with BUILDROOT set"
+fi
+grep -q '^EDGEBENCH_CARGO_ENV = CARGO_PROFILE_RELEASE_STRIP=false' "$EXT/package/edgebench/edgebench.mk" ||
+    { echo "FAIL: edgebench.mk does not leave stripping to Buildroot"; fail=1; }
+[ $fail = 0 ] && echo "ok   .hash for every package, none skipped; strip left to Buildroot"
+
 if [ -z "${BUILDROOT:-}" ]; then
-    echo "skip Buildroot checks (set BUILDROOT to a Buildroot 2026.05+ checkout)"
-    exit 0
+    echo "skip Buildroot checks that need a checkout (set BUILDROOT to a Buildroot 2026.05+ checkout)"
+    exit $fail
 fi
 BUILDROOT=$(cd "$BUILDROOT" && pwd)
 need=()
@@ -24,9 +51,8 @@ fi
 python3 -c 'import magic, flake8' 2>/dev/null ||
     python3 -m pip install --quiet --disable-pip-version-check python-magic flake8
 
-fail=0
 out=$(cd "$EXT" && "$BUILDROOT/utils/check-package" -b external.desc Config.in external.mk \
-    package/*/Config.in package/*/*.mk configs/* 2>&1)
+    package/*/Config.in package/*/*.mk package/*/*.hash configs/* 2>&1)
 if echo "$out" | grep -q '^0 warnings generated'; then
     echo "ok   check-package: $(echo "$out" | head -n 1)"
 else
@@ -49,28 +75,69 @@ while IFS= read -r line; do
 done <"$EXT/configs/edgebench-aarch64.fragment"
 [ $fail = 0 ] && echo "ok   raspberrypi5_defconfig + edgebench-aarch64.fragment: all values kept"
 
-wheel=/nonexistent/onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_aarch64.whl
-info=$(make -s -C "$O" BR2_PACKAGE_ONNXRUNTIME_BIN_WHEEL="$wheel" edgebench-show-info onnxruntime-bin-show-info 2>&1)
+info=$(make -s -C "$O" edgebench-show-info onnxruntime-bin-show-info 2>&1)
 if echo "$info" | python3 -c '
 import json, sys
 pk = {}
 for line in sys.stdin:
     if line.startswith("{"):
         pk.update(json.loads(line))
-assert pk["edgebench"]["version"] and "host-rustc" in pk["edgebench"]["dependencies"], pk["edgebench"]
-assert pk["onnxruntime-bin"]["version"] == "1.32.0", pk["onnxruntime-bin"]
+e, o = pk["edgebench"], pk["onnxruntime-bin"]
+assert e["version"] and "host-rustc" in e["dependencies"], e
+assert o["version"] == "1.32.0", o
 print("ok   show-info: edgebench %s (deps %s), onnxruntime-bin %s" % (
-    pk["edgebench"]["version"], " ".join(pk["edgebench"]["dependencies"]), pk["onnxruntime-bin"]["version"]))
+    e["version"][:12], " ".join(e["dependencies"]), o["version"]))
 '; then :; else
     echo "FAIL: show-info:"
     echo "$info" | tail -n 5
     fail=1
 fi
-out=$(make -s -C "$O" onnxruntime-bin-show-info 2>&1 || true)
-if grep -q 'BR2_PACKAGE_ONNXRUNTIME_BIN_WHEEL is empty' <<<"$out"; then
-    echo "ok   onnxruntime-bin without a wheel stops with a clear error"
-else
-    echo "FAIL: onnxruntime-bin without a wheel did not stop with the expected error"
-    fail=1
+
+if [ "${1:-}" = --rehash ] || [ "${SOURCE:-0}" = 1 ]; then
+    dl=$(mktemp -d)
+    echo "BR2_DL_DIR=\"$dl\"" >>"$O/.config"
+    make -s -C "$O" olddefconfig >/dev/null 2>&1
+    if [ "${RUST_FROM_RUSTUP:-0}" = 1 ]; then
+        # rust-bin's layout with an install.sh that links the rustup toolchain.
+        fake=$O/rust-from-rustup
+        mkdir -p "$fake/std/stub"
+        printf '#!/bin/sh\nfor a; do case $a in --prefix=*) p=${a#--prefix=};; esac; done\nt=$(rustc --print sysroot)\nmkdir -p "$p/bin"\nfor b in rustc cargo rustdoc; do ln -sf "$t/bin/$b" "$p/bin/$b"; done\n' >"$fake/install.sh"
+        rv=$(sed -n 's/^RUST_BIN_VERSION = //p' "$BUILDROOT/package/rust-bin/rust-bin.mk")
+        mkdir -p "$fake/std/rust-std-$rv-aarch64-unknown-linux-gnu"
+        printf '#!/bin/sh\nexit 0\n' >"$fake/std/rust-std-$rv-aarch64-unknown-linux-gnu/install.sh"
+        chmod +x "$fake/install.sh" "$fake"/std/*/install.sh
+        echo "HOST_RUST_BIN_OVERRIDE_SRCDIR = $fake" >"$O/local.mk"
+    fi
+    t0=$(date +%s)
+    if ! make -C "$O" edgebench-source >"$O/source.log" 2>&1; then
+        tail -n 20 "$O/source.log"
+        echo "FAIL: make edgebench-source"
+        rm -rf "$dl"
+        exit 1
+    fi
+    tarball=$(ls "$dl"/edgebench/edgebench-"$version"-git*.tar.gz)
+    sum=$(sha256sum "$tarball" | cut -d' ' -f1)
+    echo "ok   make edgebench-source in $(( $(date +%s) - t0 )) s: $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB, $(tar tzf "$tarball" | grep -c '/VENDOR/[^/]*/$') vendored crates)"
+    if [ "${1:-}" = --rehash ]; then
+        printf '# Locally computed: the git download of the pinned revision with its crates\n# vendored (make edgebench-source; packaging/pin-srcrev.sh)\nsha256  %s  %s\n' \
+            "$sum" "$(basename "$tarball")" >"$EXT/package/edgebench/edgebench.hash"
+        for f in LICENSE-MIT LICENSE-APACHE THIRD-PARTY-LICENSES.md; do
+            printf 'sha256  %s  %s\n' "$(git show "$version:$f" | sha256sum | cut -d' ' -f1)" "$f" \
+                >>"$EXT/package/edgebench/edgebench.hash"
+        done
+        echo "wrote $EXT/package/edgebench/edgebench.hash"
+    fi
+    # The build step needs nothing from the network: build the vendored tree offline.
+    src=$(mktemp -d)
+    tar -C "$src" -xzf "$tarball"
+    if (cd "$src"/edgebench-* && unshare -n env CARGO_HOME="$src/cargo-home" \
+            sh -c 'cargo fetch --offline --locked && cargo check --offline --locked --bin edgebench' >"$src/build.log" 2>&1); then
+        echo "ok   the vendored source resolves and compiles offline (unshare -n: cargo fetch and cargo check --offline --locked)"
+    else
+        tail -n 15 "$src/build.log"
+        echo "FAIL: the vendored source does not build offline"
+        fail=1
+    fi
+    rm -rf "$src" "$dl"
 fi
 exit $fail

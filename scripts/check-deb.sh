@@ -62,7 +62,8 @@ for f in /usr/bin/edgebench /etc/edgebench/edgebench.toml \
     /usr/libexec/edgebench/board-setup /usr/libexec/edgebench/install-onnxruntime \
     /usr/share/doc/edgebench/README.Debian \
     /usr/share/bash-completion/completions/edgebench /usr/share/zsh/vendor-completions/_edgebench \
-    /usr/share/fish/vendor_completions.d/edgebench.fish; do
+    /usr/share/fish/vendor_completions.d/edgebench.fish \
+    /usr/share/doc/edgebench/copyright /usr/share/doc/edgebench/THIRD-PARTY-LICENSES.md; do
     if ! grep -qx "$f" <<<"$contents"; then
         echo "FAIL: $deb lacks $f"
         fail=1

@@ -23,6 +23,7 @@ else
   step cargo test --locked --no-fail-fast
 fi
 step scripts/check-systemd.sh
+step scripts/check-licenses.sh
 step scripts/check-yocto.sh
 step scripts/check-buildroot.sh
 step scripts/check-aarch64.sh

@@ -4,28 +4,23 @@
 #
 ################################################################################
 
-# The wheel is given as a file on the build host (no download, no hash: the
-# user picks the version).
-ONNXRUNTIME_BIN_WHEEL = $(call qstrip,$(BR2_PACKAGE_ONNXRUNTIME_BIN_WHEEL))
-ONNXRUNTIME_BIN_SITE = $(patsubst %/,%,$(dir $(ONNXRUNTIME_BIN_WHEEL)))
-ONNXRUNTIME_BIN_SOURCE = $(notdir $(ONNXRUNTIME_BIN_WHEEL))
+# ONNX Runtime's library from the onnxruntime wheel of PyPI for the target (pinned
+# version; onnxruntime-bin.hash has the wheels' sha256). The wheel is fetched on the
+# build host with pip (see Config.in) into BR2_PACKAGE_ONNXRUNTIME_BIN_WHEEL_DIR, or
+# placed in DL_DIR/onnxruntime-bin/ by hand.
+ONNXRUNTIME_BIN_VERSION = 1.32.0
+ONNXRUNTIME_BIN_WHEEL_ARCH = $(if $(BR2_aarch64),aarch64,x86_64)
+ONNXRUNTIME_BIN_SOURCE = onnxruntime-$(ONNXRUNTIME_BIN_VERSION)-cp311-cp311-manylinux_2_28_$(ONNXRUNTIME_BIN_WHEEL_ARCH).whl
+ONNXRUNTIME_BIN_WHEEL_DIR = $(call qstrip,$(BR2_PACKAGE_ONNXRUNTIME_BIN_WHEEL_DIR))
+ONNXRUNTIME_BIN_SITE = $(if $(ONNXRUNTIME_BIN_WHEEL_DIR),$(ONNXRUNTIME_BIN_WHEEL_DIR),$(DL_DIR)/onnxruntime-bin)
 ONNXRUNTIME_BIN_SITE_METHOD = file
-ONNXRUNTIME_BIN_VERSION = $(word 2,$(subst -, ,$(ONNXRUNTIME_BIN_SOURCE)))
 ONNXRUNTIME_BIN_LICENSE = MIT
-ONNXRUNTIME_BIN_LICENSE_FILES = LICENSE
-BR_NO_CHECK_HASH_FOR += $(ONNXRUNTIME_BIN_SOURCE)
-
-ifeq ($(BR2_PACKAGE_ONNXRUNTIME_BIN)$(BR_BUILDING),yy)
-ifeq ($(ONNXRUNTIME_BIN_WHEEL),)
-$(error BR2_PACKAGE_ONNXRUNTIME_BIN_WHEEL is empty: set it to an onnxruntime wheel for the target (see its help))
-endif
-endif
+ONNXRUNTIME_BIN_LICENSE_FILES = onnxruntime/LICENSE onnxruntime/ThirdPartyNotices.txt
 
 define ONNXRUNTIME_BIN_EXTRACT_CMDS
 	$(UNZIP) -o -d $(@D) $(ONNXRUNTIME_BIN_DL_DIR)/$(ONNXRUNTIME_BIN_SOURCE) \
-		'onnxruntime/capi/libonnxruntime*.so*' 'onnxruntime-*.dist-info/*'
-	cp $(@D)/onnxruntime-*.dist-info/LICENSE* $(@D)/LICENSE 2>/dev/null || \
-		cp $(@D)/onnxruntime-*.dist-info/licenses/LICENSE* $(@D)/LICENSE
+		'onnxruntime/capi/libonnxruntime*.so*' \
+		onnxruntime/LICENSE onnxruntime/ThirdPartyNotices.txt
 endef
 
 define ONNXRUNTIME_BIN_INSTALL_TARGET_CMDS

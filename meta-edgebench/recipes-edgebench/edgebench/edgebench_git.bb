@@ -10,9 +10,9 @@ SECTION = "devel"
 # statically, whose licences follow (scripts/gen-licenses.sh writes this line and the
 # third-party notice, THIRD-PARTY-LICENSES.md, installed with the binary).
 LICENSE = "(MIT | Apache-2.0) & Apache-2.0 & BSD-3-Clause & ISC & MIT & Unicode-3.0"
-LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=@MIT_MD5@ \
-                    file://LICENSE-APACHE;md5=@APACHE_MD5@ \
-                    file://THIRD-PARTY-LICENSES.md;md5=@THIRD_MD5@"
+LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=1c6fa8da4f631bb7e345b76cba482474 \
+                    file://LICENSE-APACHE;md5=22a53954e4e0ec258dfce4391e905dac \
+                    file://THIRD-PARTY-LICENSES.md;md5=9d72ba6ab5cf2c46040b9a739750ba39"
 
 # Source: a pinned revision (SRCREV) of the edgebench git repository, by default the
 # clone this layer sits in (meta-edgebench/..), so a fresh checkout builds offline;
@@ -23,8 +23,8 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=@MIT_MD5@ \
 # that checkout in place (externalsrc) instead.
 EDGEBENCH_GIT_URI ??= "git://${@os.path.normpath(os.path.join(d.getVar('EDGEBENCH_LAYERDIR'), '..'))};protocol=file;nobranch=1"
 SRC_URI = "${EDGEBENCH_GIT_URI}"
-SRCREV = "@SRCREV@"
 PV = "0.1.0+git"
+SRCREV = "2f79047daf8894adffaee5d2d00cbc9d0f0534f9"
 
 EDGEBENCH_SRCTREE ??= ""
 EXTERNALSRC = "${EDGEBENCH_SRCTREE}"
@@ -34,9 +34,6 @@ inherit cargo cargo-update-recipe-crates systemd useradd bash-completion
 inherit_defer ${EDGEBENCH_EXTERNALSRC}
 
 require ${BPN}-crates.inc
-
-# The profile, drop-ins, udev rule and run-time dependencies depend on the machine.
-PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 # Board profile installed as /etc/edgebench/edgebench.toml: configs/<profile>.toml
 # from the source tree. Empty: configs/edgebench.toml, the documented defaults.
@@ -82,11 +79,17 @@ PACKAGECONFIG[tensorrt] = ",,,onnxruntime"
 PACKAGECONFIG[tflite] = ",,,libtensorflow-lite-c"
 PACKAGECONFIG[edgetpu] = ",,,libedgetpu-std"
 
+# Man pages go to ${PN}-doc, bash completion to ${PN}-bash-completion (bash-completion class).
+PACKAGES =+ "${PN}-zsh-completion ${PN}-fish-completion"
+
 # Coral PCIe / M.2 (drop-in coral-pcie): the gasket/apex driver's nodes are root-only
 # without a udev rule; ship one (group apex, 0660) and recommend the out-of-tree
 # driver's module packages (no layer here builds them: see the README).
 EDGEBENCH_CORAL_PCIE = "${@'1' if 'coral-pcie' in (d.getVar('EDGEBENCH_DROPINS') or '').split() else ''}"
 RRECOMMENDS:${PN} += "${@'kernel-module-gasket kernel-module-apex' if d.getVar('EDGEBENCH_CORAL_PCIE') else ''}"
+
+# The profile, drop-ins, udev rule and run-time dependencies depend on the machine.
+PACKAGE_ARCH = "${MACHINE_ARCH}"
 
 # The release profile strips symbols; let the package split do it (debug package,
 # no "already-stripped" QA error). Keep source paths out of the binary.
@@ -94,7 +97,9 @@ export CARGO_PROFILE_RELEASE_STRIP = "false"
 RUSTFLAGS += "--remap-path-prefix=${S}=${TARGET_DBGSRC_DIR}"
 
 USERADD_PACKAGES = "${PN}"
-GROUPADD_PARAM:${PN} = "--system edgebench"
+GROUPADD_PARAM:${PN} = "--system edgebench${@'; --system -f apex' if d.getVar('EDGEBENCH_CORAL_PCIE') else ''}"
+# Coral PCIe: group "apex" exists for the udev rule below; the user joins it in the
+# meta-tensorflow-lite append, which brings the Edge TPU runtime.
 USERADD_PARAM:${PN} = "--system --gid edgebench --home-dir ${localstatedir}/lib/edgebench \
                         --no-create-home --shell ${base_sbindir}/nologin \
                         --comment 'edgebench benchmark daemon' edgebench"
@@ -151,8 +156,6 @@ do_install:append() {
     install -m 0644 ${S}/systemd/edgebench.tmpfile ${D}${nonarch_libdir}/tmpfiles.d/edgebench.conf
 }
 
-# Man pages go to ${PN}-doc, bash completion to ${PN}-bash-completion (bash-completion class).
-PACKAGES =+ "${PN}-zsh-completion ${PN}-fish-completion"
 FILES:${PN}-zsh-completion += "${datadir}/zsh"
 FILES:${PN}-fish-completion += "${datadir}/fish"
 FILES:${PN} += "${systemd_system_unitdir}/edgebench.service.d \
