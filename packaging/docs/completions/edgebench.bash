@@ -19,6 +19,9 @@ _edgebench() {
             edgebench,check-config)
                 cmd="edgebench__subcmd__check__subcmd__config"
                 ;;
+            edgebench,collect)
+                cmd="edgebench__subcmd__collect"
+                ;;
             edgebench,daemon)
                 cmd="edgebench__subcmd__daemon"
                 ;;
@@ -27,6 +30,9 @@ _edgebench() {
                 ;;
             edgebench,help)
                 cmd="edgebench__subcmd__help"
+                ;;
+            edgebench,import)
+                cmd="edgebench__subcmd__import"
                 ;;
             edgebench,info)
                 cmd="edgebench__subcmd__info"
@@ -46,6 +52,9 @@ _edgebench() {
             edgebench__subcmd__help,check-config)
                 cmd="edgebench__subcmd__help__subcmd__check__subcmd__config"
                 ;;
+            edgebench__subcmd__help,collect)
+                cmd="edgebench__subcmd__help__subcmd__collect"
+                ;;
             edgebench__subcmd__help,daemon)
                 cmd="edgebench__subcmd__help__subcmd__daemon"
                 ;;
@@ -54,6 +63,9 @@ _edgebench() {
                 ;;
             edgebench__subcmd__help,help)
                 cmd="edgebench__subcmd__help__subcmd__help"
+                ;;
+            edgebench__subcmd__help,import)
+                cmd="edgebench__subcmd__help__subcmd__import"
                 ;;
             edgebench__subcmd__help,info)
                 cmd="edgebench__subcmd__help__subcmd__info"
@@ -77,7 +89,7 @@ _edgebench() {
 
     case "${cmd}" in
         edgebench)
-            opts="-h -V --help --version run models check-config generate-config info daemon report probe help"
+            opts="-h -V --help --version run models check-config generate-config info daemon report collect import probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,6 +118,36 @@ _edgebench() {
                     return 0
                     ;;
                 --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        edgebench__subcmd__collect)
+            opts="-c -h --config --set --db --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -157,7 +199,7 @@ _edgebench() {
             return 0
             ;;
         edgebench__subcmd__help)
-            opts="run models check-config generate-config info daemon report probe help"
+            opts="run models check-config generate-config info daemon report collect import probe help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -171,6 +213,20 @@ _edgebench() {
             return 0
             ;;
         edgebench__subcmd__help__subcmd__check__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        edgebench__subcmd__help__subcmd__collect)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -213,6 +269,20 @@ _edgebench() {
             return 0
             ;;
         edgebench__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        edgebench__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -289,6 +359,32 @@ _edgebench() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        edgebench__subcmd__import)
+            opts="-c -h --db --config --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -391,12 +487,36 @@ _edgebench() {
             return 0
             ;;
         edgebench__subcmd__report)
-            opts="-h --help"
+            opts="-h --db --baseline --format --out --where --knee-fraction --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --baseline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table md csv json html" -- "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --where)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --knee-fraction)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -32,14 +32,16 @@ complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "check-config" -
 complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "generate-config" -d 'Print the documented default configuration'
 complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "info" -d 'Runtimes found, their versions and usable providers / delegates'
 complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "daemon" -d 'Run as a service: sweeps on boot, on a timetable or on MQTT commands; results, progress and telemetry published over MQTT (systemd `Type=notify`)'
-complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "report" -d 'Print the table of a results file written by `run`'
+complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "report" -d 'Compare result files across boards, runtimes and dates: latency, gains against a baseline platform, knees; as a table, Markdown, CSV, JSON or HTML'
+complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "collect" -d 'Server side: store what the boards publish (results, summaries, telemetry, devices, sweeps) in SQLite or PostgreSQL; runs until stopped'
+complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "import" -d 'Add `edgebench run` results files to the fleet store (de-duplicated on run_id)'
 complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "probe" -d 'Show the board, every telemetry probe found and its current readings'
 complete -c edgebench -n "__fish_edgebench_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c edgebench -n "__fish_edgebench_using_subcommand run" -s c -l config -d 'Config file (default: /etc/edgebench/edgebench.toml when present)' -r -F
 complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l set -d 'Override one config key, highest layer: `--set tensorrt.fp16=true`, `--set cuda.device_id=1` (repeatable)' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l sweep -d 'Named sweep from the configuration' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l models -d 'Models (names from the manifest, or @set), comma-separated' -r
-complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l batch -d 'Batch sizes, comma-separated' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l batch -d 'Batch sizes, comma-separated, or `auto`: search the knee ([batch_search])' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l ep -d 'Execution providers (ort): cpu, cuda, tensorrt, xnnpack, openvino, acl...' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l threads -d 'Intra-op thread counts, comma-separated (0: runtime default)' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand run" -l precision -d 'Precisions: fp32, fp16 (TensorRT), int8' -r
@@ -64,7 +66,24 @@ complete -c edgebench -n "__fish_edgebench_using_subcommand info" -s h -l help -
 complete -c edgebench -n "__fish_edgebench_using_subcommand daemon" -s c -l config -d 'Config file (default: /etc/edgebench/edgebench.toml when present)' -r -F
 complete -c edgebench -n "__fish_edgebench_using_subcommand daemon" -l set -d 'Override one config key, highest layer: `--set tensorrt.fp16=true`, `--set cuda.device_id=1` (repeatable)' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand daemon" -s h -l help -d 'Print help'
-complete -c edgebench -n "__fish_edgebench_using_subcommand report" -s h -l help -d 'Print help'
+complete -c edgebench -n "__fish_edgebench_using_subcommand report" -l db -d 'Also read the fleet store (`edgebench collect` / `import`): `sqlite:PATH` or `postgres://user@host/db`' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand report" -l baseline -d 'The platform gains are measured against, e.g. `board=raspberrypi5,ep=cpu` (keys: board, backend, ep/provider/delegate, threads, runtime). Default: the slowest platform' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand report" -l format -r -f -a "table\t'Aligned text for the terminal'
+md\t'Markdown tables (render on any forge)'
+csv\t'One row per aggregated configuration, with its gain'
+json\t'The whole report as one JSON document'
+html\t'One self-contained HTML file with inline SVG figures'"
+complete -c edgebench -n "__fish_edgebench_using_subcommand report" -l out -d 'Write to this file instead of stdout' -r -F
+complete -c edgebench -n "__fish_edgebench_using_subcommand report" -l where -d 'Keep only results with KEY=VALUE (repeatable; all must hold). Keys: board, backend, ep, precision, model, arch, batch, batch_mode, threads, device_id, runtime_version, status, sweep_id, task' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand report" -l knee-fraction -d 'Fraction of the peak throughput that defines the knee' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c edgebench -n "__fish_edgebench_using_subcommand collect" -s c -l config -d 'Config file (`[mqtt]` for the broker, `[collect]` for the store; default /etc/edgebench/edgebench.toml when present)' -r -F
+complete -c edgebench -n "__fish_edgebench_using_subcommand collect" -l set -d 'Override one config key: `--set collect.share_group=g1` (repeatable)' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand collect" -l db -d 'Store URL: `sqlite:PATH` or `postgres://user@host:port/db` (overrides `[collect] db`)' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand collect" -s h -l help -d 'Print help'
+complete -c edgebench -n "__fish_edgebench_using_subcommand import" -l db -d 'Store URL: `sqlite:PATH` or `postgres://user@host:port/db` (default: `[collect] db`)' -r
+complete -c edgebench -n "__fish_edgebench_using_subcommand import" -s c -l config -d 'Config file (for `[collect] db`; default /etc/edgebench/edgebench.toml when present)' -r -F
+complete -c edgebench -n "__fish_edgebench_using_subcommand import" -s h -l help -d 'Print help'
 complete -c edgebench -n "__fish_edgebench_using_subcommand probe" -s c -l config -d 'Config file (default: /etc/edgebench/edgebench.toml when present)' -r -F
 complete -c edgebench -n "__fish_edgebench_using_subcommand probe" -l set -d 'Override one config key, highest layer: `--set tensorrt.fp16=true`, `--set cuda.device_id=1` (repeatable)' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand probe" -l sysroot -d 'Read under this directory instead of / (a capture, or the host\'s root mounted in a container)' -r -F
@@ -73,12 +92,14 @@ complete -c edgebench -n "__fish_edgebench_using_subcommand probe" -l board -d '
 complete -c edgebench -n "__fish_edgebench_using_subcommand probe" -l rail-table -d 'Rail table (board id) or rails joined by `+` for board power' -r
 complete -c edgebench -n "__fish_edgebench_using_subcommand probe" -l json -d 'Print JSON instead of a table'
 complete -c edgebench -n "__fish_edgebench_using_subcommand probe" -s h -l help -d 'Print help'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "run" -d 'Run a benchmark sweep: print a table and write JSON Lines results'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "models" -d 'List the model zoo: files present, sizes, sha256 check'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "check-config" -d 'Validate the configuration and print the merged result'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "generate-config" -d 'Print the documented default configuration'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "info" -d 'Runtimes found, their versions and usable providers / delegates'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "daemon" -d 'Run as a service: sweeps on boot, on a timetable or on MQTT commands; results, progress and telemetry published over MQTT (systemd `Type=notify`)'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "report" -d 'Print the table of a results file written by `run`'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "probe" -d 'Show the board, every telemetry probe found and its current readings'
-complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "run" -d 'Run a benchmark sweep: print a table and write JSON Lines results'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "models" -d 'List the model zoo: files present, sizes, sha256 check'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "check-config" -d 'Validate the configuration and print the merged result'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "generate-config" -d 'Print the documented default configuration'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "info" -d 'Runtimes found, their versions and usable providers / delegates'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "daemon" -d 'Run as a service: sweeps on boot, on a timetable or on MQTT commands; results, progress and telemetry published over MQTT (systemd `Type=notify`)'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "report" -d 'Compare result files across boards, runtimes and dates: latency, gains against a baseline platform, knees; as a table, Markdown, CSV, JSON or HTML'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "collect" -d 'Server side: store what the boards publish (results, summaries, telemetry, devices, sweeps) in SQLite or PostgreSQL; runs until stopped'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "import" -d 'Add `edgebench run` results files to the fleet store (de-duplicated on run_id)'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "probe" -d 'Show the board, every telemetry probe found and its current readings'
+complete -c edgebench -n "__fish_edgebench_using_subcommand help; and not __fish_seen_subcommand_from run models check-config generate-config info daemon report collect import probe help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
