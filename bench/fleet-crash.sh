@@ -7,4 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EDGEBENCH_CRASH_KILLS=${1:-50}
-exec cargo test --locked --release --test fleet_crash -- --nocapture --test-threads=1
+# Debug build: the property does not depend on optimisation, and it reuses the test build.
+exec cargo test --locked --test fleet_crash -- --nocapture --test-threads=1
