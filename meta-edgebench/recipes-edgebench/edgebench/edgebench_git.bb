@@ -12,7 +12,7 @@ SECTION = "devel"
 LICENSE = "(MIT | Apache-2.0) & Apache-2.0 & BSD-3-Clause & ISC & MIT & Unicode-3.0"
 LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=1c6fa8da4f631bb7e345b76cba482474 \
                     file://LICENSE-APACHE;md5=22a53954e4e0ec258dfce4391e905dac \
-                    file://THIRD-PARTY-LICENSES.md;md5=9d72ba6ab5cf2c46040b9a739750ba39"
+                    file://THIRD-PARTY-LICENSES.md;md5=7049e590ec4b63df39dc28f0d576ac05"
 
 # Source: a pinned revision (SRCREV) of the edgebench git repository, by default the
 # clone this layer sits in (meta-edgebench/..), so a fresh checkout builds offline;
