@@ -11,6 +11,8 @@ PACKAGE_ARCH = "${MACHINE_ARCH}"
 inherit packagegroup
 
 RDEPENDS:${PN} = "edgebench"
-# Recommended, not required: the model archive is configured per build (see the
-# edgebench-models recipe); edgebench-image warns when the image ends up without it.
-RRECOMMENDS:${PN} = "edgebench-models"
+# Recommended, and only when configured: edgebench-models is skipped without
+# EDGEBENCH_MODELS_URI, and bitbake refuses even a recommendation of a skipped recipe
+# ("Nothing RPROVIDES"). edgebench-image warns when the image has no models.
+EDGEBENCH_MODELS_URI ??= ""
+RRECOMMENDS:${PN} = "${@'edgebench-models' if d.getVar('EDGEBENCH_MODELS_URI') else ''}"

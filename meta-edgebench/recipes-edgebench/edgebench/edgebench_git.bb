@@ -163,6 +163,6 @@ FILES:${PN} += "${systemd_system_unitdir}/edgebench.service.d \
                  ${datadir}/edgebench/licenses \
                  ${nonarch_libdir}/sysusers.d/edgebench.conf \
                  ${nonarch_libdir}/tmpfiles.d/edgebench.conf"
-RDEPENDS:${PN}-zsh-completion += "zsh"
-RDEPENDS:${PN}-fish-completion += "fish"
+# No RDEPENDS on the shells: completion files are inert without them, and no layer
+# here provides fish.
 CONFFILES:${PN} = "${sysconfdir}/edgebench/edgebench.toml"
