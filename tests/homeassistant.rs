@@ -190,6 +190,9 @@ fn check_config(topic: &str, v: &Value) -> String {
 }
 
 /// `value_json.<key>` names a template reads.
+/// The `value_json` keys a template reads without a guard (`| default(...)` or
+/// `value_json.k is defined`): those must be in every message on the topic, or
+/// Home Assistant renders an error.
 fn template_keys(t: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let mut rest = t;
@@ -199,7 +202,12 @@ fn template_keys(t: &str) -> BTreeSet<String> {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        out.insert(k);
+        let after = rest[k.len()..].trim_start();
+        let guarded =
+            after.starts_with("| default(") || t.contains(&format!("value_json.{k} is defined"));
+        if !guarded {
+            out.insert(k);
+        }
     }
     out
 }
@@ -418,23 +426,36 @@ fn discovery_configs_follow_the_documented_schema_reannounce_and_are_removed() {
         .wait_for("/result", T, |m| m.json()["sweep_id"] == sweep_id.as_str())
         .is_some());
     assert!(sub.wait_for("/telemetry", T, |_| true).is_some());
+    // The sweep's end state (it carries no `current`) is among those checked.
+    assert!(
+        wait_until(T, || sub
+            .all()
+            .iter()
+            .any(
+                |m| m.topic.ends_with("/sweep/state") && m.json()["state"] == "done"
+            )),
+        "no done state:\n{}",
+        daemon.log()
+    );
+
+    // Every message on each state topic (idle, running and done states alike).
     for (state_topic, keys) in &reads {
-        let msg = sub
+        let msgs: Vec<_> = sub
             .all()
             .into_iter()
-            .rev()
-            .find(|m| &m.topic == state_topic)
-            .unwrap_or_else(|| panic!("nothing published on {state_topic}"));
-        let v = msg.json();
-        for k in keys {
-            let optional = k == "throttle_reasons"; // only while throttled
-            assert!(
-                optional || v.get(k).is_some(),
-                "{state_topic}: template reads `{k}`, absent from {v}"
-            );
+            .filter(|m| &m.topic == state_topic)
+            .collect();
+        assert!(!msgs.is_empty(), "nothing published on {state_topic}");
+        for msg in msgs {
+            let v = msg.json();
+            for k in keys {
+                assert!(
+                    v.get(k).is_some(),
+                    "{state_topic}: template reads `{k}` unguarded, absent from {v}"
+                );
+            }
         }
     }
-
     // Home Assistant restarts (birth message): the configs come again.
     let before = ha.on("/config").len();
     publish(broker.port, "homeassistant/status", "online", &[]);

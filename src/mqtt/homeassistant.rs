@@ -128,7 +128,7 @@ const ENTITIES: [Entity; 5] = [
             json!({
                 "value_template": "{{ value_json.state }}",
                 "json_attributes_template":
-                    "{{ {'sweep_id': value_json.sweep_id, 'done': value_json.done, 'total': value_json.total, 'current': value_json.current} | tojson }}",
+                    "{{ {'sweep_id': value_json.sweep_id | default(none), 'done': value_json.done, 'total': value_json.total, 'current': value_json.current | default(none)} | tojson }}",
                 "icon": "mdi:progress-clock"
             })
         },
