@@ -166,8 +166,13 @@ pub struct SweepJournal {
 /// One configuration, as the journal remembers it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct JournalConfig {
-    /// Position in the plan (the runner's `run_id` suffix).
+    /// The runner's `run_id` suffix: the position in the plan, or for a knee search
+    /// (`--batch auto`) the point's number.
     pub index: usize,
+    /// Position of the configuration in the plan when it differs from `index` (a
+    /// knee search's point).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<usize>,
     pub model: String,
     pub precision: String,
     pub backend: String,

@@ -194,6 +194,70 @@ fn sweep_start_gives_ok_reply_progress_one_result_per_configuration_and_a_summar
     assert!(store >= 2, "segment and cursor files");
 }
 
+/// `"batches": "auto"` runs the knee search on the board: points labelled
+/// `batch_search = "auto"` in the order the search picks (1, then 2, ...), progress
+/// counting points, and a summary whose knee is one of them.
+#[test]
+fn batches_auto_runs_the_knee_search_over_mqtt() {
+    let s = setup("[batch_search]\nmax_batch = 8\nrefine_points = 1\n");
+    cmd(
+        s.broker.port,
+        "sweep-start",
+        r#"{"request_id": "a1", "sweep": "tiny", "batches": "auto"}"#,
+    );
+    let reply = s.sub.reply("a1", T).expect("reply to a1");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["batch_auto"], true, "{reply}");
+    assert_eq!(reply["total"], 1, "one configuration, searched: {reply}");
+    let msg = reply["message"].as_str().unwrap();
+    assert!(msg.contains("batch auto"), "{msg}");
+    let sweep_id = reply["sweep_id"].as_str().unwrap().to_string();
+
+    let done = wait_state(&s.sub, &sweep_id, "done")
+        .unwrap_or_else(|| panic!("no done state:\n{}", s.daemon.log()));
+    assert!(
+        wait_until(T, || s
+            .sub
+            .json_on("/summary")
+            .iter()
+            .any(|x| x["sweep_id"] == sweep_id.as_str())),
+        "no summary:\n{}",
+        s.daemon.log()
+    );
+    let results = results_of(&s.sub, &sweep_id);
+    let batches: Vec<u64> = results
+        .iter()
+        .map(|r| r["batch"].as_u64().unwrap())
+        .collect();
+    assert!(results.len() >= 2, "{batches:?}");
+    assert_eq!(&batches[..2], &[1, 2], "growth starts at 1, then doubles");
+    assert!(batches.iter().all(|b| *b <= 8), "max_batch: {batches:?}");
+    for r in &results {
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["batch_search"], "auto", "{r}");
+    }
+    assert_eq!(run_ids(&results).len(), results.len(), "distinct run ids");
+    // The end state counts the points measured.
+    assert_eq!(done["done"].as_u64(), Some(results.len() as u64), "{done}");
+    assert_eq!(done["total"].as_u64(), Some(results.len() as u64), "{done}");
+    // While running, `current` named the point being measured (its own batch).
+    let states = s.sub.json_on("/sweep/state");
+    assert!(
+        states.iter().any(|v| v["sweep_id"] == sweep_id.as_str()
+            && v["state"] == "running"
+            && v["current"].as_str().is_some_and(|c| c.contains(" b2 "))),
+        "{states:?}"
+    );
+    let summary = s
+        .sub
+        .json_on("/summary")
+        .into_iter()
+        .find(|x| x["sweep_id"] == sweep_id.as_str())
+        .unwrap();
+    let knee = summary["knee_batch"].as_u64().expect("knee");
+    assert!(batches.contains(&knee), "knee {knee} among {batches:?}");
+}
+
 #[test]
 fn kill_9_leaves_offline_retained_on_status() {
     let mut s = setup("");

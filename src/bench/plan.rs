@@ -62,6 +62,17 @@ pub struct Plan {
     pub batch_search: Option<super::search::BatchSearchConfig>,
 }
 
+impl Plan {
+    /// Points the plan measures at most: one per configuration, or for a knee search
+    /// up to [`KneeSearch::max_points`](super::search::KneeSearch::max_points) each.
+    pub fn max_points(&self) -> usize {
+        match &self.batch_search {
+            Some(bs) => self.configs.len() * super::search::KneeSearch::max_points(bs),
+            None => self.configs.len(),
+        }
+    }
+}
+
 /// Execution providers edgebench knows by name (ONNX Runtime).
 pub const KNOWN_EPS: &[&str] = &[
     "cpu", "cuda", "tensorrt", "xnnpack", "openvino", "acl", "armnn", "coreml", "rocm", "qnn",

@@ -25,11 +25,16 @@ use crate::telemetry::{SysRoot, Telemetry, WindowSummary};
 /// Progress of a sweep, reported before each configuration and after the last.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Progress {
+    /// Points run before this one; also the `run_id` number of the point about to run.
     pub done: usize,
     pub total: usize,
     /// Label of the configuration about to run (empty when finished).
     pub current: String,
     pub eta_s: Option<f64>,
+    /// Position in the plan of the configuration about to run (None when finished).
+    pub config: Option<usize>,
+    /// Its batch (a knee search picks it; otherwise the configuration's own).
+    pub batch: u32,
 }
 
 /// Where records go as soon as they exist (file, stdout, store, MQTT...).
@@ -165,10 +170,7 @@ pub fn run_sweep_from(
         sweep_id: plan.sweep_id.clone(),
         ..Default::default()
     };
-    let total = match &plan.batch_search {
-        Some(bs) => plan.configs.len() * KneeSearch::max_points(bs),
-        None => plan.configs.len(),
-    };
+    let total = plan.max_points();
     // Run ids keep their plan index when the sweep goes on from `first` (a knee
     // search numbers its points, at most `max_points` per configuration).
     let start = match &plan.batch_search {
@@ -188,14 +190,14 @@ pub fn run_sweep_from(
         index: start,
     };
 
-    for rc in plan.configs.iter().skip(first) {
+    for (config, rc) in plan.configs.iter().enumerate().skip(first) {
         if cancel.load(Ordering::Relaxed) {
             out.cancelled = true;
             break;
         }
         match &plan.batch_search {
             None => {
-                points.run(rc, None, sink, &mut out)?;
+                points.run(config, rc, None, sink, &mut out)?;
             }
             Some(bs) => {
                 // The knee search picks the batches of this series, one point at a
@@ -210,7 +212,7 @@ pub fn run_sweep_from(
                         batch,
                         ..rc.clone()
                     };
-                    let rec = points.run(&point, Some("auto"), sink, &mut out)?;
+                    let rec = points.run(config, &point, Some("auto"), sink, &mut out)?;
                     if out.cancelled {
                         break;
                     }
@@ -253,6 +255,8 @@ pub fn run_sweep_from(
         },
         current: String::new(),
         eta_s: Some(0.0),
+        config: None,
+        batch: 0,
     });
     Ok(out)
 }
@@ -279,6 +283,7 @@ impl Points<'_, '_> {
     /// a batch search (`batch_search`).
     fn run(
         &mut self,
+        config: usize,
         rc: &RunConfig,
         search: Option<&str>,
         sink: &mut dyn RecordSink,
@@ -295,6 +300,8 @@ impl Points<'_, '_> {
             total,
             current: rc.label(),
             eta_s,
+            config: Some(config),
+            batch: rc.batch,
         });
         let protocol = &self.ctx.plan.protocol;
         let cooldown = match (self.telemetry, i > 0 && protocol.cooldown_max_s > 0.0) {

@@ -39,7 +39,12 @@ pub(super) fn planned_configs(models: usize, args: &SweepArgs, sweep: &SweepConf
     };
     [
         models as u64,
-        n(&args.batches, sweep.batches.len()),
+        // A knee search is one series per configuration.
+        if args.batch_auto {
+            1
+        } else {
+            n(&args.batches, sweep.batches.len())
+        },
         eps,
         n(&args.threads, sweep.threads.len()),
         n(&args.precisions, sweep.precisions.len()),
@@ -281,6 +286,15 @@ impl Daemon {
         }
         let sweep_id = plan.sweep_id.clone();
         let total = plan.configs.len();
+        // A knee search measures a series of batches per configuration.
+        let size = match plan.batch_search {
+            Some(_) => format!(
+                "{total} configurations, batch auto (at most {} points)",
+                plan.max_points()
+            ),
+            None => format!("{total} configurations"),
+        };
+        let auto = plan.batch_search.is_some();
         let job = Job {
             origin: Origin::Command {
                 request_id: rid.to_string(),
@@ -295,23 +309,22 @@ impl Daemon {
                 Reply::new(
                     Some(rid),
                     Code::Started,
-                    format!("sweep {} started: {total} configurations", args.sweep),
+                    format!("sweep {} started: {size}", args.sweep),
                 )
                 .with("sweep_id", sweep_id)
                 .with("total", total)
+                .with("batch_auto", auto)
             }
             Admission::Queued { position } => {
                 self.publish_state().await;
                 Reply::new(
                     Some(rid),
                     Code::Queued,
-                    format!(
-                        "sweep {} queued at position {position}: {total} configurations",
-                        args.sweep
-                    ),
+                    format!("sweep {} queued at position {position}: {size}", args.sweep),
                 )
                 .with("sweep_id", sweep_id)
                 .with("total", total)
+                .with("batch_auto", auto)
                 .with("position", position)
             }
             Admission::Busy => Reply::new(

@@ -174,7 +174,10 @@ impl Daemon {
             since: Instant::now(),
         });
         self.to_link(ToLink::RecordsAvailable).await;
-        let next = c.index + 1;
+        // The next configuration of the plan (a knee search's point belongs to
+        // configuration `c.config`), and the points run so far.
+        let next = c.config.unwrap_or(c.index) + 1;
+        let done = c.index + 1;
         if timed_out
             && !cancel_stuck
             && !active.cancelled
@@ -195,7 +198,7 @@ impl Daemon {
                         "sweep {}: going on from configuration {next} (watchdog.on_timeout = \"continue\")",
                         active.sweep_id
                     );
-                    self.state.done = next;
+                    self.state.done = done;
                     self.state.current = None;
                     self.active = Some(Active {
                         thread,

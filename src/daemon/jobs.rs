@@ -67,7 +67,7 @@ impl Daemon {
                 }
             }
         }
-        let total = job.payload.plan.configs.len();
+        let total = job.payload.plan.max_points();
         let request_id = job.origin.request_id().map(str::to_string);
         self.state = SweepState {
             state: "running".into(),
@@ -152,7 +152,10 @@ impl Daemon {
         self.state.eta_s = None;
         match outcome {
             Ok(o) => {
-                self.state.done = active.first + o.results.len();
+                // A knee search's last progress already counted its points.
+                if active.plan.batch_search.is_none() {
+                    self.state.done = active.first + o.results.len();
+                }
                 self.state.state = match (o.cancelled, active.cancelled, shutting_down) {
                     (false, _, _) => "done",
                     (true, _, true) => "interrupted",

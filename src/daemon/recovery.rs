@@ -156,6 +156,7 @@ mod tests {
             ep: "cpu".into(),
             batch,
             threads: 1,
+            config: None,
         }
     }
 

@@ -1,7 +1,6 @@
 //! The sweep thread: runs one plan with the runner, appending every record to the
 //! store (synced) before the link may publish it, and keeping the sweep journal.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -171,6 +170,7 @@ fn run(
         .enumerate()
         .map(|(index, c)| JournalConfig {
             index,
+            config: None,
             model: c.model.clone(),
             precision: c.precision.clone(),
             backend: c.backend.clone(),
@@ -179,18 +179,12 @@ fn run(
             threads: c.threads,
         })
         .collect();
-    let by_label = plan
-        .configs
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.label(), i))
-        .collect();
     let mut sink = StoreSink {
         store: store.clone(),
         tx: tx.clone(),
         journal,
         configs,
-        by_label,
+        search: plan.batch_search.is_some(),
         watch: watch.clone(),
     };
     runner::run_sweep_from(cfg, zoo, plan, first, &mut sink, cancel)
@@ -202,7 +196,9 @@ struct StoreSink {
     tx: UnboundedSender<SweepEvent>,
     journal: SweepJournal,
     configs: Vec<JournalConfig>,
-    by_label: HashMap<String, usize>,
+    /// A knee search: points are numbered apart from the plan, and the next point
+    /// is the search's to pick.
+    search: bool,
     watch: Arc<Watch>,
 }
 
@@ -231,9 +227,23 @@ impl RecordSink for StoreSink {
             return;
         }
         self.journal.done = p.done;
-        let i = self.by_label.get(&p.current).copied();
-        self.journal.current = i.and_then(|i| self.configs.get(i)).cloned();
-        self.journal.next = i.and_then(|i| self.configs.get(i + 1)).cloned();
+        let at = p.config.and_then(|i| self.configs.get(i));
+        self.journal.current = at.map(|c| {
+            if self.search {
+                JournalConfig {
+                    index: p.done,
+                    config: Some(c.index),
+                    batch: p.batch,
+                    ..c.clone()
+                }
+            } else {
+                c.clone()
+            }
+        });
+        self.journal.next = match (self.search, p.config) {
+            (false, Some(i)) => self.configs.get(i + 1).cloned(),
+            _ => None,
+        };
         self.journal.store_end = self.store.end();
         st.current = self.journal.current.clone();
         st.started_ms = if st.current.is_some() { now_ms() } else { 0 };

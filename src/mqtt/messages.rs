@@ -298,10 +298,16 @@ pub fn parse(verb: &str, payload: &[u8], limits: &Limits, now_ms: i64) -> Result
                     "`sweep` is missing (the name of a sweep from the configuration)".into(),
                 ));
             };
+            // `"batches": "auto"`: a knee search ([batch_search]) instead of a list.
+            let batches = f.take("batches", |v| batches_of(v, limits))?;
+            let batch_auto = matches!(batches, Some(Batches::Auto));
             let args = SweepArgs {
                 sweep,
                 models: f.take("models", |v| list_of(v, |x| string_of(x, check_model_name)))?,
-                batches: f.take("batches", |v| batches_of(v, limits))?,
+                batches: match batches {
+                    Some(Batches::List(b)) => Some(b),
+                    _ => None,
+                },
                 eps: f.take("eps", |v| list_of(v, |x| string_of(x, check_ep_name)))?,
                 threads: f.take("threads", threads_of)?,
                 precisions: f.take("precisions", |v| {
@@ -309,7 +315,7 @@ pub fn parse(verb: &str, payload: &[u8], limits: &Limits, now_ms: i64) -> Result
                 })?,
                 backend: None,
                 delegate: None,
-                batch_auto: false,
+                batch_auto,
             };
             Command::SweepStart(args)
         }
@@ -400,8 +406,19 @@ fn uint_of(v: &Value, what: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{what} must be a non-negative integer, got {v}"))
 }
 
-fn batches_of(v: &Value, limits: &Limits) -> Result<Vec<u32>, String> {
-    let a = v.as_array().ok_or("must be a list of batch sizes")?;
+/// `batches`: a list of sizes or `"auto"`.
+enum Batches {
+    List(Vec<u32>),
+    Auto,
+}
+
+fn batches_of(v: &Value, limits: &Limits) -> Result<Batches, String> {
+    if v.as_str() == Some("auto") {
+        return Ok(Batches::Auto);
+    }
+    let a = v
+        .as_array()
+        .ok_or("must be a list of batch sizes or \"auto\"")?;
     if a.is_empty() {
         return Err("must not be empty (leave it out to use the sweep's own)".into());
     }
@@ -425,7 +442,7 @@ fn batches_of(v: &Value, limits: &Limits) -> Result<Vec<u32>, String> {
             out.push(b);
         }
     }
-    Ok(out)
+    Ok(Batches::List(out))
 }
 
 fn threads_of(v: &Value) -> Result<Vec<u32>, String> {
@@ -577,6 +594,31 @@ mod tests {
         match p(verb, payload) {
             Ok(r) => panic!("expected an error for {payload}, got {r:?}"),
             Err(r) => r.code,
+        }
+    }
+
+    #[test]
+    fn batches_auto_asks_for_a_knee_search() {
+        match p(
+            "sweep-start",
+            r#"{"request_id": "r1", "sweep": "quick", "batches": "auto"}"#,
+        )
+        .unwrap()
+        .command
+        {
+            Command::SweepStart(a) => {
+                assert!(a.batch_auto);
+                assert_eq!(a.batches, None);
+            }
+            c => panic!("{c:?}"),
+        }
+        for bad in [r#""Auto""#, r#""auto,1""#, r#"["auto"]"#, r#""""#] {
+            let payload = format!(r#"{{"request_id": "r1", "sweep": "quick", "batches": {bad}}}"#);
+            assert_eq!(
+                code("sweep-start", &payload),
+                Code::InvalidArgument,
+                "{bad}"
+            );
         }
     }
 
