@@ -96,10 +96,15 @@ pub fn aggregate(points: &[Point], of_point: &[u32], names: &Names, labels: &[St
         let p = &points[i];
         (of_point[i], p.arch, p.precision, p.batch_mode, p.batch)
     };
-    // Names ranked alphabetically once, so sorting compares integers.
+    // Points grouped in one pass; only the groups are sorted, with names ranked
+    // alphabetically once so that sorting compares integers.
+    let mut groups: HashMap<Key, Vec<u32>> = HashMap::new();
+    for i in 0..points.len() {
+        groups.entry(key(i)).or_default().push(i as u32);
+    }
     let rank = names.ranks();
-    let sort_key = |i: u32| {
-        let k = key(i as usize);
+    let mut groups: Vec<(Key, Vec<u32>)> = groups.into_iter().collect();
+    groups.sort_unstable_by_key(|(k, _)| {
         (
             k.0,
             rank[k.1 as usize],
@@ -107,22 +112,11 @@ pub fn aggregate(points: &[Point], of_point: &[u32], names: &Names, labels: &[St
             rank[k.3 as usize],
             k.4,
         )
-    };
-    let mut order: Vec<u32> = (0..points.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| sort_key(i));
-    let mut rows = Vec::new();
-    let mut start = 0;
+    });
+    let mut rows = Vec::with_capacity(groups.len());
     let (mut p50, mut p99, mut thr, mut pw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    while start < order.len() {
-        let k = key(order[start] as usize);
-        let mut end = start + 1;
-        while end < order.len() && key(order[end] as usize) == k {
-            end += 1;
-        }
-        let group: Vec<&Point> = order[start..end]
-            .iter()
-            .map(|&i| &points[i as usize])
-            .collect();
+    for (k, idx) in groups {
+        let group: Vec<&Point> = idx.iter().map(|&i| &points[i as usize]).collect();
         let good: Vec<&&Point> = group
             .iter()
             .filter(|p| p.ok && !p.throttled && p.p50.is_finite())
@@ -139,9 +133,11 @@ pub fn aggregate(points: &[Point], of_point: &[u32], names: &Names, labels: &[St
         let mthr = median_min_max(&mut thr);
         let ci = envelope(good.iter().map(|p| (p.p50_lo, p.p50_hi)));
         let tci = envelope(good.iter().map(|p| (p.throughput_lo, p.throughput_hi)));
-        let mut models: Vec<&str> = group.iter().map(|p| names.get(p.model)).collect();
+        let mut syms: Vec<Sym> = group.iter().map(|p| p.model).collect();
+        syms.sort_unstable();
+        syms.dedup();
+        let mut models: Vec<&str> = syms.into_iter().map(|s| names.get(s)).collect();
         models.sort_unstable();
-        models.dedup();
         let temp = group
             .iter()
             .map(|p| p.temp_c_max)
@@ -172,7 +168,6 @@ pub fn aggregate(points: &[Point], of_point: &[u32], names: &Names, labels: &[St
             temp_c_max: temp,
             power_w_mean: median_min_max(&mut pw).map(|m| m.0),
         });
-        start = end;
     }
     rows
 }

@@ -237,7 +237,7 @@ fn fast_raw(line: &[u8]) -> Option<Raw<'_>> {
     }
     fn n<T: std::str::FromStr>(v: Val) -> Option<T> {
         match v {
-            Val::Num(t) => std::str::from_utf8(t).ok()?.parse().ok(),
+            Val::Num(t) => t.parse().ok(),
             _ => None,
         }
     }
@@ -424,84 +424,154 @@ impl Acc {
     }
 }
 
+/// A piece of one file: the lines that start in bytes `start..end` (a line starts at
+/// 0 and after each newline), so every line belongs to exactly one piece.
+struct Piece {
+    file: usize,
+    start: u64,
+    end: u64,
+}
+
+/// Reads the lines of `p` from `f` (of `len` bytes) into `buf`: returns their range in
+/// `buf` and whether the file ended inside it (its last line may lack a newline).
+fn read_piece(
+    f: &std::fs::File,
+    len: u64,
+    p: &Piece,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<(std::ops::Range<usize>, bool)> {
+    use std::os::unix::fs::FileExt;
+    // One byte before the piece tells whether a line starts at its first byte.
+    let from = p.start.saturating_sub(1);
+    // Resized, not cleared: a reused buffer is not zeroed again.
+    buf.resize((p.end - from) as usize, 0);
+    f.read_exact_at(buf, from)?;
+    let first = if p.start == 0 {
+        0
+    } else {
+        // A newline before the piece's last byte starts a line inside it.
+        match memchr::memchr(b'\n', &buf[..buf.len() - 1]) {
+            Some(i) => i + 1,
+            None => return Ok((0..0, false)),
+        }
+    };
+    // The last line may run past the piece: read on to its newline or the file's end.
+    let mut at = p.end;
+    let mut step = 64 << 10;
+    while buf.last() != Some(&b'\n') {
+        if at >= len {
+            return Ok((first..buf.len(), true));
+        }
+        let old = buf.len();
+        let n = step.min((len - at) as usize);
+        buf.resize(old + n, 0);
+        f.read_exact_at(&mut buf[old..], at)?;
+        at += n as u64;
+        step *= 2;
+        if let Some(i) = memchr::memchr(b'\n', &buf[old..]) {
+            buf.truncate(old + i + 1);
+        }
+    }
+    Ok((first..buf.len(), at >= len))
+}
+
+/// Reads `files` in pieces of `chunk` bytes, parsed on all CPUs (each worker reads its
+/// own pieces), merged back in order as they arrive.
 fn load_chunked(
     files: &[PathBuf],
     conds: &[Cond],
     chunk: usize,
     acc: &mut Acc,
 ) -> Result<(), ReportError> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    for path in files {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let chunk = chunk.max(2) as u64;
+    let mut opened = Vec::with_capacity(files.len());
+    let mut pieces = Vec::new();
+    for (i, path) in files.iter().enumerate() {
         let name = path.display().to_string();
-        let mut f = std::fs::File::open(path)
+        let f = std::fs::File::open(path)
             .map_err(|e| ReportError::Io(format!("cannot open {name}: {e}")))?;
-        let mut carry: Vec<u8> = Vec::new();
-        let mut pool: Vec<Vec<u8>> = Vec::new();
-        let mut eof = false;
-        let mut line_base = 0usize;
-        let mut records = 0usize;
-        while !eof {
-            let mut chunks: Vec<Vec<u8>> = Vec::with_capacity(workers);
-            while chunks.len() < workers && !eof {
-                // Buffers are reused round to round: no fresh pages to fault in.
-                let mut buf = pool.pop().unwrap_or_default();
-                buf.clear();
-                buf.extend_from_slice(&carry);
-                carry.clear();
-                let n = std::io::Read::read_to_end(
-                    &mut std::io::Read::take(&mut f, chunk as u64),
-                    &mut buf,
-                )
-                .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?;
-                if n < chunk {
-                    eof = true;
-                } else {
-                    match memchr::memrchr(b'\n', &buf) {
-                        Some(i) => carry.extend_from_slice(&buf[i + 1..]),
-                        // A line longer than a chunk: read on.
-                        None => {
-                            std::mem::swap(&mut carry, &mut buf);
-                            pool.push(buf);
-                            continue;
-                        }
-                    }
-                    let keep = buf.len() - carry.len();
-                    buf.truncate(keep);
-                }
-                chunks.push(buf);
-            }
-            let last = chunks.len().saturating_sub(1);
-            let results: Vec<ChunkOut> = std::thread::scope(|s| {
-                let handles: Vec<_> = chunks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let at_end = eof && i == last;
-                        s.spawn(move || parse_chunk(c, conds, at_end))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("parser thread"))
-                    .collect()
-            });
-            pool.extend(chunks);
-            for c in results {
-                records += c.records;
-                let lines = c.lines;
-                acc.merge(&name, line_base, c)?;
-                line_base += lines;
-            }
-        }
-        if records == 0 {
+        let len = f
+            .metadata()
+            .map_err(|e| ReportError::Io(format!("reading {name}: {e}")))?
+            .len();
+        if len == 0 {
             return Err(ReportError::BadInput(format!(
                 "{name}: empty file (no records)"
             )));
         }
+        let mut start = 0;
+        while start < len {
+            let end = (start + chunk).min(len);
+            pieces.push(Piece {
+                file: i,
+                start,
+                end,
+            });
+            start = end;
+        }
+        opened.push((f, name, len));
     }
-    Ok(())
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(pieces.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, pieces, opened) = (&next, &pieces, &opened);
+            s.spawn(move || {
+                let mut buf = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = pieces.get(i) else { break };
+                    let (f, name, len) = &opened[p.file];
+                    let out = read_piece(f, *len, p, &mut buf)
+                        .map(|(r, at_end)| parse_chunk(&buf[r], conds, at_end))
+                        .map_err(|e| ReportError::Io(format!("reading {name}: {e}")));
+                    if tx.send((i, out)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        // Merge in file order; on an error, the workers stop at their next piece.
+        let merged = (|| {
+            let mut pending = std::collections::BTreeMap::new();
+            let (mut want, mut line_base, mut records) = (0, 0, 0);
+            for (i, out) in &rx {
+                pending.insert(i, out);
+                while let Some(out) = pending.remove(&want) {
+                    let p = &pieces[want];
+                    let name = &opened[p.file].1;
+                    if p.start == 0 {
+                        (line_base, records) = (0, 0);
+                    }
+                    let c = out?;
+                    records += c.records;
+                    let lines = c.lines;
+                    acc.merge(name, line_base, c)?;
+                    line_base += lines;
+                    if p.end == opened[p.file].2 && records == 0 {
+                        return Err(ReportError::BadInput(format!(
+                            "{name}: empty file (no records)"
+                        )));
+                    }
+                    want += 1;
+                }
+            }
+            Ok(())
+        })();
+        if merged.is_err() {
+            next.store(pieces.len(), Ordering::Relaxed);
+        }
+        drop(rx);
+        merged
+    })
 }
 
 /// Reads the result and summary records of a fleet store (`edgebench collect` /

@@ -186,8 +186,7 @@ pub fn build(
     let knees = compare::knees(&rows, knee_fraction);
     // Per-run telemetry, thinned evenly to a bounded number per series.
     let mut runs = Vec::new();
-    let mut by_series: std::collections::BTreeMap<(u32, load::Sym), Vec<usize>> =
-        Default::default();
+    let mut by_series: std::collections::HashMap<(u32, load::Sym), Vec<usize>> = Default::default();
     for (i, p) in loaded.points.iter().enumerate() {
         if p.temp_c_max.is_finite() || p.power_w_mean.is_finite() {
             by_series
@@ -196,6 +195,9 @@ pub fn build(
                 .push(i);
         }
     }
+    // Series in a fixed order (platform, then arch symbol), as a sorted map gave.
+    let mut by_series: Vec<_> = by_series.into_iter().collect();
+    by_series.sort_unstable_by_key(|(k, _)| *k);
     for ((plat, arch), mut idx) in by_series {
         idx.sort_by_key(|&i| loaded.points[i].ts);
         let step = idx.len().div_ceil(RUNS_PER_SERIES).max(1);

@@ -58,8 +58,14 @@ pub fn platforms(points: &[Point], names: &Names) -> Platforms {
     type Base = (Sym, Sym, Sym);
     let mut threads: BTreeMap<Base, std::collections::BTreeSet<u32>> = BTreeMap::new();
     let mut versions: BTreeMap<Base, std::collections::BTreeSet<Sym>> = BTreeMap::new();
+    // Consecutive points mostly come from the same run: skip repeats cheaply.
+    let mut last = None;
     for p in points {
         let b = (p.board, p.backend, p.ep);
+        if last == Some((b, p.threads, p.runtime_version)) {
+            continue;
+        }
+        last = Some((b, p.threads, p.runtime_version));
         threads.entry(b).or_default().insert(p.threads);
         versions.entry(b).or_default().insert(p.runtime_version);
     }
@@ -68,7 +74,23 @@ pub fn platforms(points: &[Point], names: &Names) -> Platforms {
     let mut devices: Vec<std::collections::BTreeSet<Sym>> = Vec::new();
     let mut counts: Vec<usize> = Vec::new();
     let mut of_point = Vec::with_capacity(points.len());
+    let mut last = None;
     for p in points {
+        let raw = (
+            p.board,
+            p.backend,
+            p.ep,
+            p.threads,
+            p.runtime_version,
+            p.device_id,
+        );
+        if let Some((r, i)) = last {
+            if r == raw {
+                counts[i as usize] += 1;
+                of_point.push(i);
+                continue;
+            }
+        }
         let b = (p.board, p.backend, p.ep);
         let key = PlatformKey {
             board: p.board,
@@ -94,6 +116,7 @@ pub fn platforms(points: &[Point], names: &Names) -> Platforms {
         devices[i as usize].insert(p.device_id);
         counts[i as usize] += 1;
         of_point.push(i);
+        last = Some((raw, i));
     }
     let list = keys
         .iter()
