@@ -181,9 +181,98 @@ pub fn relative_gain(latency_baseline_ms: f64, latency_candidate_ms: f64) -> Opt
     }
 }
 
+/// The in-sweep baseline of result `r`: the successful result on the baseline
+/// `backend`/`ep` of the same architecture (the record's `arch`, else derived from the
+/// model name, so a Coral `mobilenet_v2_edgetpu` pairs with a CPU `mobilenet_v2_quant`),
+/// precision and batch; with the same thread count when the baseline ran several,
+/// else the only one.
+pub fn in_sweep_baseline<'a>(
+    results: &'a [crate::bench::result::ResultRecord],
+    r: &crate::bench::result::ResultRecord,
+    backend: &str,
+    ep: &str,
+) -> Option<&'a crate::bench::result::ResultRecord> {
+    use crate::models::arch_from_name;
+    let arch = |x: &crate::bench::result::ResultRecord| {
+        x.arch.clone().unwrap_or_else(|| arch_from_name(&x.model))
+    };
+    let want = arch(r);
+    let candidates: Vec<_> = results
+        .iter()
+        .filter(|b| {
+            b.status == "ok"
+                && b.backend == backend
+                && b.ep == ep
+                && b.precision == r.precision
+                && b.batch == r.batch
+                && arch(b) == want
+        })
+        .collect();
+    match candidates.iter().find(|b| b.threads == r.threads) {
+        Some(b) => Some(b),
+        None if candidates.len() == 1 => Some(candidates[0]),
+        None => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_sweep_baseline_pairs_by_architecture_not_by_name() {
+        use crate::bench::result::ResultRecord;
+        let rec =
+            |model: &str, arch: Option<&str>, ep: &str, threads: u32, batch: u32| ResultRecord {
+                status: "ok".into(),
+                model: model.into(),
+                arch: arch.map(str::to_string),
+                backend: "tflite".into(),
+                ep: ep.into(),
+                precision: "int8".into(),
+                threads,
+                batch,
+                ..Default::default()
+            };
+        let results = vec![
+            rec("mobilenet_v2_quant", Some("mobilenet_v2"), "cpu", 4, 1),
+            rec("mobilenet_v2_quant", Some("mobilenet_v2"), "cpu", 4, 2),
+            rec("ssdlite_mobiledet_quant", None, "cpu", 4, 1),
+            rec(
+                "mobilenet_v2_edgetpu",
+                Some("mobilenet_v2"),
+                "edgetpu",
+                1,
+                1,
+            ),
+            rec("mobilenet_v2_edgetpu", None, "edgetpu", 1, 2),
+            rec("efficientnet_edgetpu", None, "edgetpu", 1, 1),
+        ];
+        // Another name, another thread count, same arch: paired (the only CPU run).
+        let b = in_sweep_baseline(&results, &results[3], "tflite", "cpu").unwrap();
+        assert_eq!((b.model.as_str(), b.batch), ("mobilenet_v2_quant", 1));
+        // No `arch` in the record: derived from the name.
+        let b = in_sweep_baseline(&results, &results[4], "tflite", "cpu").unwrap();
+        assert_eq!(b.batch, 2);
+        // Nothing of that arch on the baseline.
+        assert!(in_sweep_baseline(&results, &results[5], "tflite", "cpu").is_none());
+        // Several thread counts on the baseline: only the same one pairs.
+        let mut more = results.clone();
+        more.push(rec("mobilenet_v2_quant", Some("mobilenet_v2"), "cpu", 2, 1));
+        assert!(in_sweep_baseline(&more, &more[3], "tflite", "cpu").is_none());
+        let mut same = more.clone();
+        same[3].threads = 2;
+        assert_eq!(
+            in_sweep_baseline(&same, &same[3], "tflite", "cpu")
+                .unwrap()
+                .threads,
+            2
+        );
+        // A failed baseline run does not count.
+        let mut failed = results.clone();
+        failed[0].status = "failed".into();
+        assert!(in_sweep_baseline(&failed, &failed[3], "tflite", "cpu").is_none());
+    }
 
     #[test]
     fn knee_is_smallest_batch_within_fraction_of_peak() {

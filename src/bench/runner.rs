@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::knee::{analyse_knee, relative_gain, CurvePoint, Excluded};
+use super::knee::{analyse_knee, in_sweep_baseline, relative_gain, CurvePoint, Excluded};
 use super::plan::{Plan, RunConfig};
 use super::protocol::{latency_capacity, should_stop, target_rel_ci_now, warmup_done, StopReason};
 use super::result::{now_ms, Record, ResultRecord, SummaryRecord, SCHEMA};
@@ -839,15 +839,7 @@ fn summarise(ctx: &Context, results: &[ResultRecord]) -> Vec<SummaryRecord> {
             if let Some((bb, be)) = baseline {
                 s.baseline = Some(format!("{bb}:{be}"));
                 for r in &ok {
-                    let base = results.iter().find(|b| {
-                        b.status == "ok"
-                            && b.backend == bb
-                            && b.ep == be
-                            && b.model == r.model
-                            && b.precision == r.precision
-                            && b.batch == r.batch
-                            && b.threads == r.threads
-                    });
+                    let base = in_sweep_baseline(results, r, bb, be);
                     if let (Some(b), Some(c)) =
                         (base.and_then(|b| b.latency_ms_p50), r.latency_ms_p50)
                     {
