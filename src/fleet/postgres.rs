@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use postgres::types::{IsNull, ToSql, Type};
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls, Statement};
 use serde_json::{Map, Value};
 
@@ -102,6 +103,23 @@ impl PgStore {
         order: &str,
         f: &Filter,
     ) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        self.read_each(table, cols, order, f, &mut |v| {
+            out.push(v);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Rows of `table` as records, handed to `each` as the server streams them.
+    fn read_each(
+        &mut self,
+        table: &str,
+        cols: &[(&str, ColType)],
+        order: &str,
+        f: &Filter,
+        each: &mut dyn FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
         let (wh, vals) = store::where_clause(f, ph);
         let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
         let mut sql = format!(
@@ -121,9 +139,8 @@ impl PgStore {
             })
             .collect();
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|b| b.as_ref()).collect();
-        let rows = self.client.query(&sql, &refs)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
+        let mut rows = self.client.query_raw(&sql, refs)?;
+        while let Some(r) = rows.next()? {
             let mut obj = Map::new();
             for (i, (name, ty)) in cols.iter().enumerate() {
                 let v: Option<Value> = match ty {
@@ -137,9 +154,9 @@ impl PgStore {
                 }
             }
             let extra: Option<Value> = r.try_get(cols.len())?;
-            out.push(store::merge_extra(obj, extra));
+            each(store::merge_extra(obj, extra))?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -404,8 +421,8 @@ impl Store for PgStore {
         Ok((t, r))
     }
 
-    fn results(&mut self, f: &Filter) -> Result<Vec<Value>> {
-        self.read("results", RESULT_COLUMNS, "ts, run_id", f)
+    fn each_result(&mut self, f: &Filter, each: &mut dyn FnMut(Value) -> Result<()>) -> Result<()> {
+        self.read_each("results", RESULT_COLUMNS, "ts, run_id", f, each)
     }
 
     fn summaries(&mut self, f: &Filter) -> Result<Vec<Value>> {

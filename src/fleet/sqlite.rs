@@ -90,6 +90,23 @@ impl SqliteStore {
         order: &str,
         f: &Filter,
     ) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        self.read_each(table, cols, order, f, &mut |v| {
+            out.push(v);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Rows of `table` as records, handed to `each` as they are read.
+    fn read_each(
+        &mut self,
+        table: &str,
+        cols: &[(&str, ColType)],
+        order: &str,
+        f: &Filter,
+        each: &mut dyn FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
         let (wh, vals) = store::where_clause(f, ph);
         let names: Vec<&str> = cols.iter().map(|(c, _)| *c).collect();
         let mut sql = format!(
@@ -108,7 +125,6 @@ impl SqliteStore {
             })
             .collect();
         let mut rows = stmt.query(params_from_iter(params))?;
-        let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             let mut obj = Map::new();
             for (i, (name, ty)) in cols.iter().enumerate() {
@@ -130,9 +146,9 @@ impl SqliteStore {
                 ),
                 None => None,
             };
-            out.push(store::merge_extra(obj, extra));
+            each(store::merge_extra(obj, extra))?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -235,8 +251,8 @@ impl Store for SqliteStore {
         Ok((t, r))
     }
 
-    fn results(&mut self, f: &Filter) -> Result<Vec<Value>> {
-        self.read("results", RESULT_COLUMNS, "ts, run_id", f)
+    fn each_result(&mut self, f: &Filter, each: &mut dyn FnMut(Value) -> Result<()>) -> Result<()> {
+        self.read_each("results", RESULT_COLUMNS, "ts, run_id", f, each)
     }
 
     fn summaries(&mut self, f: &Filter) -> Result<Vec<Value>> {

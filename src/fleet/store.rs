@@ -76,7 +76,22 @@ pub trait Store: Send {
 
     /// Result records, oldest first: the typed columns that are not NULL plus the keys
     /// kept in `extra`, i.e. the record as it arrived.
-    fn results(&mut self, filter: &Filter) -> Result<Vec<Value>>;
+    fn results(&mut self, filter: &Filter) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        self.each_result(filter, &mut |v| {
+            out.push(v);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// [`Store::results`] one record at a time, as the database streams them (memory
+    /// stays flat however many there are); an error from `f` stops the read.
+    fn each_result(
+        &mut self,
+        filter: &Filter,
+        f: &mut dyn FnMut(Value) -> Result<()>,
+    ) -> Result<()>;
 
     /// Summary records, oldest first, as they arrived (gains from `extra`).
     fn summaries(&mut self, filter: &Filter) -> Result<Vec<Value>>;

@@ -323,17 +323,17 @@ pub fn load_files(files: &[PathBuf], conds: &[Cond]) -> Result<Loaded, ReportErr
     load(files, None, conds)
 }
 
-/// Reads files, then the records of a fleet store (`(rows, name)`: see
-/// [`load_values`]), into one set.
+/// Reads files, then the result records of a fleet store (`(store, name)`: see
+/// [`load_store`]), into one set.
 pub fn load(
     files: &[PathBuf],
-    store: Option<(Vec<serde_json::Value>, &str)>,
+    store: Option<(&mut (dyn crate::fleet::store::Store + 'static), &str)>,
     conds: &[Cond],
 ) -> Result<Loaded, ReportError> {
     let mut acc = Acc::default();
     load_chunked(files, conds, CHUNK, &mut acc)?;
-    if let Some((values, name)) = store {
-        load_values(values, conds, name, &mut acc)?;
+    if let Some((store, name)) = store {
+        load_store(store, conds, name, &mut acc)?;
     }
     acc.finish()
 }
@@ -574,30 +574,46 @@ fn load_chunked(
     })
 }
 
-/// Reads the result and summary records of a fleet store (`edgebench collect` /
-/// `import`), kept as for files; `name` (the URL, password hidden) stands for the file
-/// in messages, the row number for the line.
-fn load_values(
-    values: Vec<serde_json::Value>,
+/// Reads the result records of a fleet store (`edgebench collect` / `import`) as the
+/// database streams them, kept as for files, 10,000 at a time (memory stays flat);
+/// `name` (the URL, password hidden) stands for the file in messages, the row number
+/// for the line.
+fn load_store(
+    store: &mut dyn crate::fleet::store::Store,
     conds: &[Cond],
     name: &str,
     acc: &mut Acc,
 ) -> Result<(), ReportError> {
+    const ROWS: usize = 10_000;
     let mut buf = Vec::with_capacity(CHUNK);
-    let mut line_base = 0;
-    for part in values.chunks(10_000) {
+    let (mut rows, mut line_base) = (0, 0);
+    let mut stopped: Option<ReportError> = None;
+    let flush = |buf: &mut Vec<u8>, acc: &mut Acc, line_base: &mut usize| {
+        let c = parse_chunk(buf, conds, false);
         buf.clear();
-        for v in part {
-            // Values from serde_json serialise.
-            serde_json::to_writer(&mut buf, v).expect("JSON value serialises");
-            buf.push(b'\n');
-        }
-        let c = parse_chunk(&buf, conds, false);
         let lines = c.lines;
-        acc.merge(name, line_base, c)?;
-        line_base += lines;
+        acc.merge(name, *line_base, c)?;
+        *line_base += lines;
+        Ok::<(), ReportError>(())
+    };
+    let read = store.each_result(&crate::fleet::store::Filter::default(), &mut |v| {
+        // Values from serde_json serialise.
+        serde_json::to_writer(&mut buf, &v).expect("JSON value serialises");
+        buf.push(b'\n');
+        rows += 1;
+        if rows % ROWS == 0 {
+            if let Err(e) = flush(&mut buf, acc, &mut line_base) {
+                stopped = Some(e);
+                anyhow::bail!("stopped");
+            }
+        }
+        Ok(())
+    });
+    if let Some(e) = stopped {
+        return Err(e);
     }
-    Ok(())
+    read.map_err(|e| ReportError::Io(format!("{name}: reading results: {e:#}")))?;
+    flush(&mut buf, acc, &mut line_base)
 }
 
 /// Parses the lines of one chunk (whole lines; the last may lack its newline only

@@ -243,9 +243,9 @@ pub fn run_cli(args: &ReportArgs) -> ExitCode {
     }
 }
 
-/// The result rows of a fleet store and its name for messages (password hidden). A
-/// SQLite file that does not exist is an error here, not a new empty store.
-fn read_store(url: &str) -> Result<(Vec<serde_json::Value>, String), ReportError> {
+/// The fleet store at `url` and its name for messages (password hidden). A SQLite
+/// file that does not exist is an error here, not a new empty store.
+fn open_store(url: &str) -> Result<(Box<dyn crate::fleet::store::Store>, String), ReportError> {
     use crate::fleet::store;
     let name = store::redact(url);
     let parsed = store::parse_url(url).map_err(|e| ReportError::Io(format!("{e:#}")))?;
@@ -254,11 +254,8 @@ fn read_store(url: &str) -> Result<(Vec<serde_json::Value>, String), ReportError
             return Err(ReportError::Io(format!("{name}: no such store file")));
         }
     }
-    let mut s = store::open(url).map_err(|e| ReportError::Io(format!("{name}: {e:#}")))?;
-    let rows = s
-        .results(&store::Filter::default())
-        .map_err(|e| ReportError::Io(format!("{name}: reading results: {e:#}")))?;
-    Ok((rows, name))
+    let s = store::open(url).map_err(|e| ReportError::Io(format!("{name}: {e:#}")))?;
+    Ok((s, name))
 }
 
 fn run(args: &ReportArgs) -> Result<(), ReportError> {
@@ -268,18 +265,21 @@ fn run(args: &ReportArgs) -> Result<(), ReportError> {
             args.knee_fraction
         )));
     }
-    let (rows, db_name) = match &args.db {
+    let (mut store, db_name) = match &args.db {
         Some(url) => {
-            let (rows, name) = read_store(url)?;
-            (Some(rows), Some(name))
+            let (s, name) = open_store(url)?;
+            (Some(s), Some(name))
         }
         None => (None, None),
     };
     let loaded = load::load(
         &args.files,
-        rows.map(|r| (r, db_name.as_deref().unwrap_or(""))),
+        store
+            .as_deref_mut()
+            .map(|s| (s, db_name.as_deref().unwrap_or(""))),
         &args.conds,
     )?;
+    drop(store);
     for n in &loaded.notes {
         eprintln!("edgebench: note: {n}");
     }
