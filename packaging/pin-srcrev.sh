@@ -53,9 +53,9 @@ else
     hash=buildroot/package/edgebench/edgebench.hash
     {
         echo "# Locally computed: the licence files of the pinned revision. The sha256 of the"
-        echo "# download itself (edgebench-<version>-git4.tar.gz: the pinned commit plus its"
-        echo "# vendored crates) is added by packaging/pin-srcrev.sh with BUILDROOT set, which"
-        echo "# runs \`make edgebench-source\` (Buildroot needs GNU tar 1.35 to make it)."
+        echo "# download itself (edgebench-<version>-git4-cargo5.tar.gz: the pinned commit plus"
+        echo "# its vendored crates) is added by packaging/pin-srcrev.sh with BUILDROOT set, which"
+        echo "# runs \`make edgebench-source\` (Buildroot packs it with GNU tar 1.35 or newer)."
         for f in LICENSE-MIT LICENSE-APACHE THIRD-PARTY-LICENSES.md; do
             printf 'sha256  %s  %s\n' "$(git show "$rev:$f" | sha256sum | cut -d' ' -f1)" "$f"
         done

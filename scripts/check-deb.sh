@@ -5,7 +5,10 @@
 #  - `dpkg -i` creates the edgebench user and directories; `edgebench --version`
 #    prints the crate version; `edgebench check-config` passes (as root and as the
 #    edgebench user); `systemd-analyze verify` of the installed unit prints nothing;
-#  - `dpkg --purge` removes it again (KEEP_INSTALLED=1 keeps it installed).
+#  - the Coral PCIe udev rule (/dev/apex_N: group apex, 0660) is installed and read by
+#    udev, the apex group exists, board-setup coral-pcie adds the user to it;
+#  - `dpkg --purge` removes it again, the udev rule included (KEEP_INSTALLED=1 keeps it
+#    installed).
 # The arm64 package is built too when target/aarch64-unknown-linux-gnu/release/edgebench
 # exists (scripts/check-aarch64.sh makes it).
 # Runs as root (dpkg -i). Installs cargo-deb if missing.
@@ -20,10 +23,10 @@ fi
 if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
     cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
 fi
-for tool in dpkg-shlibdeps systemd-analyze; do
+for tool in dpkg-shlibdeps systemd-analyze udevadm; do
     command -v "$tool" >/dev/null && continue
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev systemd >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpkg-dev systemd udev >/dev/null
     break
 done
 
@@ -63,7 +66,9 @@ for f in /usr/bin/edgebench /etc/edgebench/edgebench.toml \
     /usr/share/doc/edgebench/README.Debian \
     /usr/share/bash-completion/completions/edgebench /usr/share/zsh/vendor-completions/_edgebench \
     /usr/share/fish/vendor_completions.d/edgebench.fish \
-    /usr/share/doc/edgebench/copyright /usr/share/doc/edgebench/THIRD-PARTY-LICENSES.md; do
+    /usr/share/doc/edgebench/copyright /usr/share/doc/edgebench/THIRD-PARTY-LICENSES.md \
+    /lib/udev/rules.d/60-edgebench-apex.rules /usr/lib/sysusers.d/edgebench-apex.conf \
+    /usr/share/edgebench/systemd/coral-pcie.conf; do
     if ! grep -qx "$f" <<<"$contents"; then
         echo "FAIL: $deb lacks $f"
         fail=1
@@ -171,15 +176,60 @@ else
     fail=1
 fi
 
+# Coral PCIe: the udev rule gives /dev/apex_N to group apex (0660), udev reads it, the
+# group exists after install, and the coral-pcie drop-in puts the user in it.
+rule=/lib/udev/rules.d/60-edgebench-apex.rules
+if [ -f "$rule" ] && grep -qx 'SUBSYSTEM=="apex", MODE="0660", GROUP="apex"' "$rule"; then
+    echo "ok   udev rule installed: $rule ($(grep -v '^#' "$rule"))"
+else
+    echo "FAIL: $rule missing or not 'SUBSYSTEM==\"apex\", MODE=\"0660\", GROUP=\"apex\"'"
+    fail=1
+fi
+# udevadm test reads every rules file and names each line it rejects, e.g.
+# "60-edgebench-apex.rules:4 Unknown group 'apex', ignoring" without the group.
+out=$(udevadm test --action=add /sys/class/mem/null 2>&1) || true
+if grep -q "^Reading rules file: .*/60-edgebench-apex.rules$" <<<"$out" &&
+    ! grep -q "60-edgebench-apex.rules:[0-9]" <<<"$out"; then
+    echo "ok   udevadm test reads 60-edgebench-apex.rules without complaint"
+else
+    echo "FAIL: udevadm test and 60-edgebench-apex.rules:"
+    grep -i "edgebench\|error" <<<"$out" | head -n 10
+    fail=1
+fi
+if getent group apex >/dev/null; then
+    echo "ok   group apex: $(getent group apex)"
+else
+    echo "FAIL: no group apex after install"
+    fail=1
+fi
+if /usr/libexec/edgebench/board-setup coral-pcie >/dev/null &&
+    [ -L /etc/systemd/system/edgebench.service.d/10-coral-pcie.conf ] &&
+    id -nG edgebench | grep -qw apex; then
+    out=$(systemd-analyze verify --man=no /usr/lib/systemd/system/edgebench.service 2>&1) || true
+    if [ -n "$out" ]; then
+        echo "FAIL: systemd-analyze verify with the coral-pcie drop-in:"
+        echo "$out"
+        fail=1
+    else
+        echo "ok   board-setup coral-pcie: drop-in linked, verify clean, groups: $(id -nG edgebench)"
+    fi
+    /usr/libexec/edgebench/board-setup --none >/dev/null
+else
+    echo "FAIL: board-setup coral-pcie: no drop-in link or edgebench not in group apex ($(id -nG edgebench))"
+    fail=1
+fi
+
 if [ "${KEEP_INSTALLED:-0}" != 1 ]; then
     trap - EXIT
     dpkg --purge edgebench >/dev/null
-    left=$(ls -d /usr/bin/edgebench /etc/edgebench /var/lib/edgebench /usr/share/edgebench 2>/dev/null || true)
+    left=$(ls -d /usr/bin/edgebench /etc/edgebench /var/lib/edgebench /usr/share/edgebench \
+        "$rule" /usr/lib/sysusers.d/edgebench-apex.conf 2>/dev/null || true)
     if [ -n "$left" ]; then
         echo "FAIL: dpkg --purge left: $left"
         fail=1
     else
-        echo "ok   dpkg --purge removed the package's files"
+        # The apex group stays, like the edgebench user (Debian removes no system groups).
+        echo "ok   dpkg --purge removed the package's files, the udev rule included"
     fi
 fi
 exit $fail

@@ -6,7 +6,8 @@
 #    EXPOSURE_MAX (default 3.0) for every one of those combinations;
 #  - the same (verify clean, exposure at most EXPOSURE_MAX) for the fleet collector's
 #    unit, edgebench-collect.service;
-#  - sysusers.d and tmpfiles.d entries apply cleanly to an empty root.
+#  - sysusers.d (the user; the .deb's apex group) and tmpfiles.d entries apply
+#    cleanly to an empty root.
 # Needs systemd's tools (installed if missing); systemd need not be PID 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,6 +112,14 @@ if [ -n "$out" ] || ! grep -q '^edgebench:' "$root/etc/passwd"; then
     fail=1
 else
     echo "ok   sysusers.d creates user edgebench"
+fi
+# The Debian package's group for the Coral PCIe udev rule.
+out=$(systemd-sysusers --root="$root" "$PWD/packaging/udev/edgebench-apex.sysusers" 2>&1 | grep -v '^Creating ' || true)
+if [ -n "$out" ] || ! grep -q '^apex:' "$root/etc/group"; then
+    echo "FAIL: systemd-sysusers edgebench-apex: ${out:-no apex group created}"
+    fail=1
+else
+    echo "ok   sysusers.d creates group apex ($(grep '^apex:' "$root/etc/group"))"
 fi
 out=$(systemd-tmpfiles --root="$root" --create "$PWD/systemd/edgebench.tmpfile" 2>&1 || echo "exit status $?")
 if [ -n "$out" ] || [ ! -d "$root/var/lib/edgebench" ] || [ ! -d "$root/var/cache/edgebench" ]; then

@@ -10,7 +10,7 @@
 # build itself is offline. The generated tarball's sha256 is in edgebench.hash;
 # packaging/pin-srcrev.sh moves the pin (with Yocto's SRCREV). Working on the tree:
 # EDGEBENCH_OVERRIDE_SRCDIR in local.mk (vendored before configure, below).
-EDGEBENCH_VERSION = e20662691260cf46aa4ca03b9e5aaee63ee55af2
+EDGEBENCH_VERSION = f57e88388da0b410e80e5247b9a31c88a4027c8c
 EDGEBENCH_SITE = $(realpath $(BR2_EXTERNAL_EDGEBENCH_PATH)/..)
 EDGEBENCH_SITE_METHOD = git
 EDGEBENCH_LICENSE = MIT or Apache-2.0 (edgebench), Apache-2.0, BSD-3-Clause, ISC, MIT, Unicode-3.0 (linked crates)

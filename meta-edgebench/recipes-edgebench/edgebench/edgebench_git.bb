@@ -24,7 +24,7 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=1c6fa8da4f631bb7e345b76cba482474 \
 EDGEBENCH_GIT_URI ??= "git://${@os.path.normpath(os.path.join(d.getVar('EDGEBENCH_LAYERDIR'), '..'))};protocol=file;nobranch=1"
 SRC_URI = "${EDGEBENCH_GIT_URI}"
 PV = "0.1.0+git"
-SRCREV = "e20662691260cf46aa4ca03b9e5aaee63ee55af2"
+SRCREV = "f57e88388da0b410e80e5247b9a31c88a4027c8c"
 
 EDGEBENCH_SRCTREE ??= ""
 EXTERNALSRC = "${EDGEBENCH_SRCTREE}"
