@@ -8,8 +8,8 @@ use std::error::Error as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use postgres::types::{IsNull, ToSql, Type};
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use serde_json::{Map, Value};
 
