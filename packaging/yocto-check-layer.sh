@@ -53,11 +53,12 @@ start=$(date +%s)
 BB_PASS="MACHINE LOCAL_CONF_EXTRA" bb_run "$work" check && rc=0 || rc=$?
 echo "yocto-check-layer exited with $rc after $(( $(date +%s) - start )) s"
 
-# One line per test, from unittest's "test_x (module.Class.test_x) ... result" lines.
+# One line per test: unittest logs "test_x (module.Class.test_x)", then " ... result".
 echo "Results:"
-grep -E '^INFO: test_[a-z_]+ \(.*\) \.\.\. ' "$work/yocto-check-layer.log" \
-    | sed -E 's/^INFO: (test_[a-z_]+) \(([a-z]+)\..*\) \.\.\. (.*)$/  \2.\1: \3/' || true
-grep -E '^INFO: .* \.\.\. (PASS|FAIL|SKIPPED)' "$work/yocto-check-layer.log" | sed 's/^INFO: /  layer /' || true
+awk '/^INFO: (test_[a-z_]+|setUpClass) \(/ { name = $2; sub(/^\(/, "", $3); sub(/\..*/, "", $3); mod = $3; next }
+     /^INFO: +\.\.\. / && name != "" { sub(/^INFO: +\.\.\. /, ""); printf "  %s.%s: %s\n", mod, name, $0; name = "" }
+     /^INFO: [^ ]+ \.\.\. (PASS|FAIL|SKIPPED)/ { sub(/^INFO: /, ""); print "  layer " $0 }' \
+    "$work/yocto-check-layer.log" || true
 if [ $rc -ne 0 ]; then
     echo "FAIL: yocto-check-layer on meta-edgebench (exit $rc)"
     exit 1
