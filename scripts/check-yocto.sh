@@ -6,6 +6,8 @@
 #  - with OE_CORE (and BITBAKE) set to checkouts of a release the layer declares:
 #    `bitbake -p` with the layer added reports no errors (packaging/bitbake-parse.sh;
 #    EXTRA_LAYERS adds board layers). Skipped otherwise.
+#  - with OE_CORE and YOCTO_CHECK_LAYER=1: yocto-check-layer passes the layer
+#    (packaging/yocto-check-layer.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,6 +85,12 @@ if [ -n "${OE_CORE:-}" ]; then
     packaging/bitbake-parse.sh || fail=1
 else
     echo "skip bitbake -p (set OE_CORE, and BITBAKE unless OE_CORE is poky, to parse the layer)"
+fi
+# yocto-check-layer generates world signatures four times (tens of minutes): on request.
+if [ -n "${OE_CORE:-}" ] && [ "${YOCTO_CHECK_LAYER:-0}" = 1 ]; then
+    packaging/yocto-check-layer.sh || fail=1
+else
+    echo "skip yocto-check-layer (set OE_CORE and YOCTO_CHECK_LAYER=1)"
 fi
 
 exit $fail
