@@ -103,12 +103,7 @@ impl PgStore {
         order: &str,
         f: &Filter,
     ) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        self.read_each(table, cols, order, f, &mut |v| {
-            out.push(v);
-            Ok(())
-        })?;
-        Ok(out)
+        store::collect(|each| self.read_each(table, cols, order, f, each))
     }
 
     /// Rows of `table` as records, handed to `each` as the server streams them.

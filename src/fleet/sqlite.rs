@@ -90,12 +90,7 @@ impl SqliteStore {
         order: &str,
         f: &Filter,
     ) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        self.read_each(table, cols, order, f, &mut |v| {
-            out.push(v);
-            Ok(())
-        })?;
-        Ok(out)
+        store::collect(|each| self.read_each(table, cols, order, f, each))
     }
 
     /// Rows of `table` as records, handed to `each` as they are read.

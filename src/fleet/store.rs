@@ -77,12 +77,7 @@ pub trait Store: Send {
     /// Result records, oldest first: the typed columns that are not NULL plus the keys
     /// kept in `extra`, i.e. the record as it arrived.
     fn results(&mut self, filter: &Filter) -> Result<Vec<Value>> {
-        let mut out = Vec::new();
-        self.each_result(filter, &mut |v| {
-            out.push(v);
-            Ok(())
-        })?;
-        Ok(out)
+        collect(|each| self.each_result(filter, each))
     }
 
     /// [`Store::results`] one record at a time, as the database streams them (memory
@@ -98,6 +93,18 @@ pub trait Store: Send {
 
     /// Number of rows in `table` (one of the schema's tables).
     fn count(&mut self, table: &str) -> Result<u64>;
+}
+
+/// The records a streaming read (`read(each)`) hands over, collected.
+pub fn collect(
+    read: impl FnOnce(&mut dyn FnMut(Value) -> Result<()>) -> Result<()>,
+) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    read(&mut |v| {
+        out.push(v);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Opens (creating when needed) the store at `url` and brings its schema to
