@@ -37,50 +37,15 @@ fn grafana_dir() -> PathBuf {
 
 fn daemon_config(dir: &Path, dev: &str, port: u16) -> PathBuf {
     let p = dir.join(format!("{dev}.toml"));
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[device]
-id = "{dev}"
-[onnxruntime]
-library = "{lib}"
-[models]
-dir = "{models}"
-[store]
-dir = "{store}"
-[telemetry]
-sysroot = "{sysroot}"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-telemetry_interval_s = 0.3
-backoff_min_s = 0.1
-backoff_max_s = 1.0
-keepalive_s = 5
-[protocol]
-warmup_runs = 1
-warmup_s = 0.0
-min_runs = 5
-min_s = 0.05
-max_s = 2.0
-cooldown_max_s = 0.0
-[sweeps.tiny]
+    let sweep = r#"[sweeps.tiny]
 models = ["tiny_cnn", "missing_model"]
 batches = [1, 2, 4]
 eps = ["cpu"]
 threads = [1]
 precisions = ["fp32"]
-"#,
-            lib = common::ort_lib().display(),
-            models = common::fixture_models().display(),
-            store = dir.join(format!("store-{dev}")).display(),
-            sysroot = common::root()
-                .join("tests/fixtures/sys/jetson-orin-nano")
-                .display(),
-        ),
-    )
-    .expect("write daemon config");
+"#;
+    let store = dir.join(format!("store-{dev}"));
+    std::fs::write(&p, common::daemon_toml(dev, port, &store, sweep)).expect("write daemon config");
     p
 }
 

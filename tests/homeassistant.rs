@@ -214,35 +214,8 @@ fn template_keys(t: &str) -> BTreeSet<String> {
 
 fn config(dir: &Path, port: u16, discovery: bool) -> PathBuf {
     let p = dir.join("edgebench.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-[device]
-id = "{DEV}"
-[onnxruntime]
-library = "{lib}"
-[models]
-dir = "{models}"
-[store]
-dir = "{store}"
-[telemetry]
-sysroot = "{sysroot}"
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-telemetry_interval_s = 0.3
-backoff_min_s = 0.1
-backoff_max_s = 1.0
-keepalive_s = 5
-[protocol]
-warmup_runs = 1
-warmup_s = 0.0
-min_runs = 5
-min_s = 0.05
-max_s = 2.0
-cooldown_max_s = 0.0
-[homeassistant]
+    let extra = format!(
+        r#"[homeassistant]
 discovery = {discovery}
 [sweeps.tiny]
 models = ["tiny_cnn"]
@@ -250,14 +223,11 @@ batches = [1]
 eps = ["cpu"]
 threads = [1]
 precisions = ["fp32"]
-"#,
-            lib = common::ort_lib().display(),
-            models = common::fixture_models().display(),
-            store = dir.join("store").display(),
-            sysroot = common::root()
-                .join("tests/fixtures/sys/jetson-orin-nano")
-                .display(),
-        ),
+"#
+    );
+    std::fs::write(
+        &p,
+        common::daemon_toml(DEV, port, &dir.join("store"), &extra),
     )
     .expect("write config");
     p

@@ -42,6 +42,45 @@ pub fn fixture_models() -> PathBuf {
     root().join("tests/fixtures/models")
 }
 
+/// The configuration a test daemon starts from: board `dev` on the broker at
+/// `127.0.0.1:port`, the real ONNX Runtime and the committed tiny models, its store at
+/// `store`, telemetry from the Jetson Orin Nano fixture every 0.3 s, fast reconnects
+/// and a tiny protocol. `extra` (sweeps, other sections) is appended.
+pub fn daemon_toml(dev: &str, port: u16, store: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[device]
+id = "{dev}"
+[onnxruntime]
+library = "{lib}"
+[models]
+dir = "{models}"
+[store]
+dir = "{store}"
+[telemetry]
+sysroot = "{sysroot}"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+telemetry_interval_s = 0.3
+backoff_min_s = 0.1
+backoff_max_s = 1.0
+keepalive_s = 5
+[protocol]
+warmup_runs = 1
+warmup_s = 0.0
+min_runs = 5
+min_s = 0.05
+max_s = 2.0
+cooldown_max_s = 0.0
+{extra}"#,
+        lib = ort_lib().display(),
+        models = fixture_models().display(),
+        store = store.display(),
+        sysroot = root().join("tests/fixtures/sys/jetson-orin-nano").display(),
+    )
+}
+
 /// A temp dir with `edgebench.toml`: tiny protocol, fixture models, given library,
 /// plus `extra` TOML appended.
 pub struct Env {
